@@ -1,0 +1,29 @@
+# The README's two commands: `make run` and `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+
+.PHONY: run test install test-deps bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/signalite serve
+
+test-deps:
+	bash scripts/test-deps.sh
+
+test: test-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.all
+
+clean:
+	rm -rf $(VENV) .signalite tests/node/node_modules

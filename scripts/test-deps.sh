@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs and starts everything the test suite needs on a fresh Debian machine, and does
+# nothing that is already done: Debian packages (chromium, coturn, PostgreSQL, Redis, Node),
+# the Python venv with the test extras, and the npm packages of tests/node.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+need_apt=()
+command -v chromium   >/dev/null || need_apt+=(chromium)
+command -v turnserver >/dev/null || need_apt+=(coturn)
+command -v node       >/dev/null || need_apt+=(nodejs)
+command -v npm        >/dev/null || need_apt+=(npm)
+command -v unshare    >/dev/null || need_apt+=(util-linux)
+command -v ip         >/dev/null || need_apt+=(iproute2)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test-deps: installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# PostgreSQL and Redis for the cluster backends (started only if not already answering).
+if ! (echo > /dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+  echo "test-deps: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+fi
+if ! (echo > /dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  echo "test-deps: starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+
+# Python: the package with its test extras.
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -f "$VENV/.test-installed" ] || [ pyproject.toml -nt "$VENV/.test-installed" ]; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e '.[test]'
+  touch "$VENV/.test-installed"
+fi
+
+# Node: the real JS clients (AWS SDK v3, the KVS WebRTC SDK, ws).
+if [ -f tests/node/package.json ]; then
+  if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
+echo "test-deps: ready"

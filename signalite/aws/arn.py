@@ -1,0 +1,35 @@
+"""ARNs as AWS mints them: 12-digit account, 13-digit creation millis (the KVS C SDK checks both)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-zA-Z-]*):(?P<service>kinesisvideo):(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):"
+    r"(?P<kind>[a-z]+)/(?P<name>[a-zA-Z0-9_.-]+)/(?P<millis>[0-9]+)$"
+)
+
+
+@dataclass(frozen=True)
+class Arn:
+    partition: str
+    region: str
+    account: str
+    kind: str
+    name: str
+    millis: str
+
+    def __str__(self) -> str:
+        return f"arn:{self.partition}:kinesisvideo:{self.region}:{self.account}:{self.kind}/{self.name}/{self.millis}"
+
+
+def make(region: str, account: str, kind: str, name: str, created_ms: int) -> str:
+    return str(Arn("aws", region, account, kind, name, f"{created_ms:013d}"))
+
+
+def parse(value: str) -> Arn | None:
+    m = _ARN.match(value)
+    if not m:
+        return None
+    return Arn(m["partition"], m["region"], m["account"], m["kind"], m["name"], m["millis"])

@@ -1,0 +1,282 @@
+"""AWS Signature Version 4 verification, for header-signed requests and presigned URLs.
+
+Pure code: it gets the request's parts and a key lookup, and returns the principal or raises
+:class:`AuthError`. The canonical request is rebuilt from what the request itself declares
+(its ``SignedHeaders`` list, its query parameters sorted here, not in the order they came),
+because boto3, the AWS CLI, JS SDK v3 and the KVS C SDK each sign a different header set and
+botocore puts presign parameters in a different order from the KVS JS SDK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable, Mapping
+from urllib.parse import parse_qsl, quote
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_SPACES = re.compile(r"\s+")
+_AUTH_HEADER = re.compile(
+    r"^AWS4-HMAC-SHA256\s+Credential=(?P<cred>[^,\s]+)\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<sig>[0-9a-fA-F]+)\s*$"
+)
+MAX_PRESIGN_EXPIRES = 604800
+
+
+class AuthError(Exception):
+    """A request that must be refused; ``code`` is the AWS error code clients know."""
+
+    def __init__(self, code: str, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """What a key lookup returns: the secret and who it belongs to."""
+
+    secret: str
+    account_id: str
+    user: str = "root"
+
+
+@dataclass(frozen=True)
+class Principal:
+    access_key_id: str
+    account_id: str
+    user: str
+    region: str
+    service: str
+    session_token: str | None = None
+
+
+KeyLookup = Callable[[str], "SigningKey | None"]
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    k = _hmac(("AWS4" + secret).encode("utf-8"), date)
+    k = _hmac(k, region)
+    k = _hmac(k, service)
+    return _hmac(k, "aws4_request")
+
+
+def uri_encode(value: str) -> str:
+    return quote(value, safe="-_.~")
+
+
+def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
+    encoded = sorted((uri_encode(k), uri_encode(v)) for k, v in pairs)
+    return "&".join(f"{k}={v}" for k, v in encoded)
+
+
+def canonical_uri(raw_path: str) -> str:
+    """Non-S3 services sign the already-encoded path encoded once more (botocore and JS v3 agree)."""
+    return quote(raw_path or "/", safe="/~")
+
+
+def _parse_amz_date(value: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise AuthError(
+            "IncompleteSignatureException",
+            f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601",
+            400,
+        ) from None
+
+
+def _fmt(ts: datetime) -> str:
+    return ts.strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass(frozen=True)
+class _Credential:
+    access_key_id: str
+    date: str
+    region: str
+    service: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
+
+
+def _parse_credential(value: str) -> _Credential:
+    parts = value.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
+        raise AuthError(
+            "IncompleteSignatureException",
+            f"Credential should be scoped to a valid region, not '{value}'. "
+            "Credential should be scoped with a valid terminator: 'aws4_request'.",
+            400,
+        )
+    return _Credential(*parts[:4])
+
+
+class SigV4Verifier:
+    """Verifies requests against keys from ``lookup``.
+
+    Signing keys are cached per (secret, date, region, service): deriving one costs four HMACs,
+    and a busy server sees the same few scopes all day.
+    """
+
+    def __init__(self, lookup: KeyLookup, *, service: str = "kinesisvideo", skew_seconds: int = 300,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self._lookup = lookup
+        self._service = service
+        self._skew = timedelta(seconds=skew_seconds)
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._key_cache: dict[tuple[str, str, str, str], bytes] = {}
+
+    # -- public -------------------------------------------------------------------------------
+    def verify_headers(self, method: str, raw_path: str, query: str, headers: Mapping[str, str],
+                       body: bytes, get_all: Callable[[str], list[str]] | None = None) -> Principal:
+        """Verify a header-signed request. ``headers`` is case-insensitive (aiohttp's CIMultiDict)."""
+        auth = headers.get("Authorization")
+        if not auth:
+            if "X-Amz-Signature" in query or "X-Amz-Credential" in query:
+                return self.verify_presigned(method, raw_path, query, headers.get("Host", ""))
+            raise AuthError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
+        m = _AUTH_HEADER.match(auth.strip())
+        if not m:
+            raise AuthError(
+                "IncompleteSignatureException",
+                f"Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters, "
+                f"and the algorithm {ALGORITHM}. Authorization={auth[:64]}",
+                400,
+            )
+        cred = _parse_credential(m.group("cred"))
+        signed = m.group("signed").lower().split(";")
+        if "host" not in signed:
+            raise AuthError("InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization.")
+        amz_date = headers.get("X-Amz-Date")
+        if not amz_date:
+            raise AuthError("IncompleteSignatureException",
+                            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.", 400)
+        when = _parse_amz_date(amz_date)
+        self._check_clock(when, amz_date)
+        key = self._key_for(cred)
+        lines = []
+        for name in signed:
+            values = get_all(name) if get_all else ([headers[name]] if name in headers else [])
+            if not values:
+                raise AuthError("InvalidSignatureException",
+                                f"The request signature we calculated does not match the signature you provided. "
+                                f"Signed header '{name}' is missing from the request.")
+            lines.append(f"{name}:{','.join(_SPACES.sub(' ', v.strip()) for v in values)}\n")
+        payload_hash = hashlib.sha256(body).hexdigest()
+        declared = headers.get("X-Amz-Content-Sha256")
+        if declared and declared != "UNSIGNED-PAYLOAD" and declared.lower() != payload_hash:
+            raise AuthError("InvalidSignatureException",
+                            "The provided 'x-amz-content-sha256' header does not match what was computed.", 400)
+        creq = "\n".join([
+            method.upper(),
+            canonical_uri(raw_path),
+            canonical_query(parse_qsl(query, keep_blank_values=True)),
+            "".join(lines),
+            ";".join(signed),
+            payload_hash,
+        ])
+        self._check_signature(cred, key, amz_date, creq, m.group("sig"))
+        return Principal(cred.access_key_id, key.account_id, key.user, cred.region, cred.service,
+                         headers.get("X-Amz-Security-Token"))
+
+    def verify_presigned(self, method: str, raw_path: str, query: str, host: str) -> Principal:
+        """Verify a query-string presigned URL (the KVS WSS connect)."""
+        pairs = parse_qsl(query, keep_blank_values=True)
+        params = dict(pairs)
+        for required in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature"):
+            if not params.get(required):
+                if required == "X-Amz-Signature" and "X-Amz-Credential" not in params:
+                    raise AuthError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
+                raise AuthError("IncompleteSignatureException",
+                                f"AWS query-string parameters must include '{required}'.", 400)
+        if params["X-Amz-Algorithm"] != ALGORITHM:
+            raise AuthError("IncompleteSignatureException", f"Unsupported AWS 'algorithm': '{params['X-Amz-Algorithm']}'", 400)
+        cred = _parse_credential(params["X-Amz-Credential"])
+        amz_date = params["X-Amz-Date"]
+        when = _parse_amz_date(amz_date)
+        now = self._clock()
+        if when - now > self._skew:
+            raise AuthError("InvalidSignatureException", self._not_yet_current(amz_date, now))
+        expires_raw = params.get("X-Amz-Expires", "")
+        if expires_raw:
+            if not expires_raw.isdigit() or not 1 <= int(expires_raw) <= MAX_PRESIGN_EXPIRES:
+                raise AuthError("AuthorizationQueryParametersError",
+                                "X-Amz-Expires must be a number between 1 and 604800 seconds.", 400)
+            if now > when + timedelta(seconds=int(expires_raw)):
+                raise AuthError("InvalidSignatureException",
+                                f"Signature expired: {amz_date} is now earlier than {_fmt(now - timedelta(seconds=int(expires_raw)))} "
+                                f"({_fmt(now)} - {expires_raw} sec.)")
+        else:
+            self._check_clock(when, amz_date)
+        signed = params["X-Amz-SignedHeaders"].lower().split(";")
+        if signed != ["host"]:
+            raise AuthError("InvalidSignatureException",
+                            "Only 'host' may be signed in a presigned WebSocket URL.")
+        key = self._key_for(cred)
+        creq = "\n".join([
+            method.upper(),
+            canonical_uri(raw_path),
+            canonical_query((k, v) for k, v in pairs if k != "X-Amz-Signature"),
+            f"host:{host.strip()}\n",
+            "host",
+            EMPTY_SHA256,
+        ])
+        self._check_signature(cred, key, amz_date, creq, params["X-Amz-Signature"])
+        return Principal(cred.access_key_id, key.account_id, key.user, cred.region, cred.service,
+                         params.get("X-Amz-Security-Token"))
+
+    # -- internals ------------------------------------------------------------------------------
+    def _key_for(self, cred: _Credential) -> SigningKey:
+        key = self._lookup(cred.access_key_id)
+        if key is None:
+            raise AuthError("UnrecognizedClientException", "The security token included in the request is invalid.")
+        if cred.service != self._service:
+            raise AuthError("InvalidSignatureException",
+                            f"Credential should be scoped to correct service: '{self._service}'. ")
+        return key
+
+    def _check_clock(self, when: datetime, amz_date: str) -> None:
+        now = self._clock()
+        if now - when > self._skew:
+            minutes = int(self._skew.total_seconds() // 60)
+            raise AuthError("InvalidSignatureException",
+                            f"Signature expired: {amz_date} is now earlier than {_fmt(now - self._skew)} "
+                            f"({_fmt(now)} - {minutes} min.)")
+        if when - now > self._skew:
+            raise AuthError("InvalidSignatureException", self._not_yet_current(amz_date, now))
+
+    def _not_yet_current(self, amz_date: str, now: datetime) -> str:
+        minutes = int(self._skew.total_seconds() // 60)
+        return (f"Signature not yet current: {amz_date} is still later than {_fmt(now + self._skew)} "
+                f"({_fmt(now)} + {minutes} min.)")
+
+    def _check_signature(self, cred: _Credential, key: SigningKey, amz_date: str, creq: str, given: str) -> None:
+        if not amz_date.startswith(cred.date):
+            raise AuthError("InvalidSignatureException",
+                            f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+                            f"'{cred.date}' != '{amz_date[:8]}', from '{amz_date}'.")
+        cache_key = (key.secret, cred.date, cred.region, cred.service)
+        kbytes = self._key_cache.get(cache_key)
+        if kbytes is None:
+            if len(self._key_cache) > 1024:
+                self._key_cache.clear()
+            kbytes = self._key_cache[cache_key] = signing_key(key.secret, cred.date, cred.region, cred.service)
+        sts = "\n".join([ALGORITHM, amz_date, cred.scope, hashlib.sha256(creq.encode("utf-8")).hexdigest()])
+        expected = hmac.new(kbytes, sts.encode("utf-8"), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, given.lower()):
+            raise AuthError(
+                "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided. "
+                "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+            )

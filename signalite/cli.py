@@ -1,0 +1,145 @@
+"""``signalite serve | env`` — the command-line interface of the contract in design.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .aws.keys import RootCredentials, load_root_credentials
+from .config import Settings, add_serve_arguments, settings_from
+from .tls import TlsFiles, ensure_local_tls, server_context
+
+log = logging.getLogger("signalite")
+ENDPOINT_FILE = "endpoint.json"
+
+
+def _tls_files(settings: Settings) -> TlsFiles:
+    if settings.tls_cert and settings.tls_key:
+        return TlsFiles(settings.tls_cert, settings.tls_key, None)
+    if settings.tls_cert or settings.tls_key:
+        raise SystemExit("signalite: --tls-cert and --tls-key go together")
+    hosts = [h for h in (settings.host, settings.advertised_host) if h not in ("0.0.0.0", "::", "")]
+    return ensure_local_tls(settings.data_dir, hosts)
+
+
+def _root(settings: Settings) -> RootCredentials:
+    return load_root_credentials(settings.data_dir, settings.access_key_id, settings.secret_access_key,
+                                 settings.account_id)
+
+
+def _announce_credentials(root: RootCredentials) -> None:
+    print("Signalite generated root credentials (saved in the data dir; shown only this once):", flush=True)
+    print(f"  account id:        {root.account_id}", flush=True)
+    print(f"  access key id:     {root.access_key_id}", flush=True)
+    print(f"  secret access key: {root.secret_access_key}", flush=True)
+    print('  Use them with:  eval "$(signalite env)"', flush=True)
+
+
+async def _serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from .app import build_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    root = _root(settings)
+    if root.generated:
+        _announce_credentials(root)
+    tls = _tls_files(settings)
+    app = build_app(settings, root)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    sites = [web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(tls), reuse_address=True)]
+    if settings.http_port:
+        sites.append(web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True))
+    for site in sites:
+        await site.start()
+    (settings.data_dir / ENDPOINT_FILE).write_text(json.dumps({
+        "url": settings.advertised_url,
+        "ca": str(tls.ca.resolve()) if tls.ca else None,
+        "http_port": settings.http_port,
+    }))
+    print(f"Signalite {__version__} serving {settings.advertised_url}"
+          + (f" (plain HTTP on port {settings.http_port})" if settings.http_port else ""), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _run(_serve(settings))
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    root = _root(settings)
+    saved = settings.data_dir / ENDPOINT_FILE
+    url, ca = settings.advertised_url, None
+    if saved.exists() and not (args.port or args.public_url or args.host):
+        data = json.loads(saved.read_text())
+        url, ca = data.get("url", url), data.get("ca")
+    if ca is None and not settings.tls_cert:
+        ca = str(_tls_files(settings).ca.resolve())  # type: ignore[union-attr]
+    exports = {
+        "AWS_ENDPOINT_URL_KINESIS_VIDEO": url,
+        "AWS_ACCESS_KEY_ID": root.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": root.secret_access_key,
+        "AWS_REGION": args.region or settings.default_region,
+        "AWS_DEFAULT_REGION": args.region or settings.default_region,
+    }
+    if ca:
+        exports["AWS_CA_BUNDLE"] = ca
+        exports["NODE_EXTRA_CA_CERTS"] = ca
+    for key, value in exports.items():
+        print(f"export {key}={shlex.quote(value)}")
+    print("unset AWS_SESSION_TOKEN AWS_PROFILE")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="signalite", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"signalite {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    add_serve_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+    env = sub.add_parser("env", help="print shell exports that point AWS clients at this server")
+    add_serve_arguments(env)
+    env.add_argument("--region", default=None, help="region to export (default us-west-2)")
+    env.set_defaults(func=cmd_env)
+    from .admin import add_admin_commands  # noqa: PLC0415
+
+    add_admin_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

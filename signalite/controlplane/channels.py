@@ -1,0 +1,137 @@
+"""Signaling-channel operations of ``kinesisvideo`` (2017-09-30), with AWS semantics.
+
+Each operation receives values the wire layer already validated against the model, and returns
+plain values for the model's output shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..aws import arn as arns
+from ..aws.errors import ServiceError, invalid
+from ..services import OpContext
+from ..store import NameInUse, Resource
+from .common import check_tag_count, find, new_version, now_ms, page, tags_from_list
+
+DEFAULT_TTL = 60
+KIND = "channel"
+
+
+def channel_info(r: Resource) -> dict[str, Any]:
+    return {
+        "ChannelName": r.name,
+        "ChannelARN": r.arn,
+        "ChannelType": r.attrs.get("ChannelType", "SINGLE_MASTER"),
+        "ChannelStatus": r.status,
+        "CreationTime": r.created,
+        "SingleMasterConfiguration": {"MessageTtlSeconds": r.attrs.get("MessageTtlSeconds", DEFAULT_TTL)},
+        "Version": r.version,
+    }
+
+
+def message_ttl(r: Resource) -> int:
+    return int(r.attrs.get("MessageTtlSeconds", DEFAULT_TTL))
+
+
+async def _notify(ctx: OpContext, event: str, payload: Any) -> None:
+    """Tell live signaling sessions about a channel change (TTL, deletion)."""
+    hub = ctx.services.hub
+    if hub is not None:
+        await getattr(hub, event)(payload)
+
+
+async def create_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    channel_type = p.get("ChannelType", "SINGLE_MASTER")
+    if channel_type != "SINGLE_MASTER":
+        raise invalid(f"ChannelType {channel_type} is not supported; only SINGLE_MASTER channels exist.")
+    tags = tags_from_list(p.get("Tags"))
+    check_tag_count(tags)
+    limit = ctx.settings.quotas.channels_per_account
+    if await ctx.store.count(ctx.account, ctx.region, KIND) >= limit:
+        raise ServiceError("AccountChannelLimitExceededException",
+                           f"You have reached the maximum limit of {limit} active signaling channels for this account.")
+    created = now_ms(ctx)
+    resource = Resource(
+        account=ctx.account, region=ctx.region, kind=KIND, name=p["ChannelName"],
+        arn=arns.make(ctx.region, ctx.account, KIND, p["ChannelName"], created),
+        created=created / 1000, version=new_version(), status="ACTIVE",
+        attrs={"ChannelType": channel_type,
+               "MessageTtlSeconds": p.get("SingleMasterConfiguration", {}).get("MessageTtlSeconds", DEFAULT_TTL)},
+        tags=tags,
+    )
+    try:
+        await ctx.store.insert(resource)
+    except NameInUse:
+        raise ServiceError("ResourceInUseException",
+                           f"The signaling channel {p['ChannelName']} already exists.") from None
+    return {"ChannelARN": resource.arn}
+
+
+async def describe_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    r = await find(ctx, KIND, name=p.get("ChannelName"), arn=p.get("ChannelARN"))
+    return {"ChannelInfo": channel_info(r)}
+
+
+async def list_signaling_channels(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    condition = p.get("ChannelNameCondition") or {}
+    rows, token = await page(ctx, KIND, p.get("MaxResults"), p.get("NextToken"), condition.get("ComparisonValue", ""))
+    return {"ChannelInfoList": [channel_info(r) for r in rows], "NextToken": token}
+
+
+async def update_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    r = await find(ctx, KIND, arn=p["ChannelARN"])
+    if r.version != p["CurrentVersion"]:
+        raise _version_mismatch(r)
+    attrs = dict(r.attrs)
+    if "SingleMasterConfiguration" in p:
+        attrs["MessageTtlSeconds"] = p["SingleMasterConfiguration"].get("MessageTtlSeconds", DEFAULT_TTL)
+    updated = r.evolve(attrs=attrs, version=new_version())
+    if not await ctx.store.replace(updated, r.version):
+        raise _version_mismatch(r)
+    await _notify(ctx, "channel_updated", updated)
+    return {}
+
+
+async def delete_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    r = await find(ctx, KIND, arn=p["ChannelARN"])
+    expected = p.get("CurrentVersion")
+    if expected is not None and expected != r.version:
+        raise _version_mismatch(r)
+    if not await ctx.store.delete(r.arn, expected):
+        raise _version_mismatch(r) if expected else ServiceError(
+            "ResourceNotFoundException", "The requested channel is not found or not active.")
+    await _notify(ctx, "channel_deleted", r.arn)
+    return {}
+
+
+def _version_mismatch(r: Resource) -> ServiceError:
+    return ServiceError("VersionMismatchException",
+                        f"The CurrentVersion does not match the latest version of the channel {r.name}.")
+
+
+def endpoint_urls(ctx: OpContext) -> dict[str, str]:
+    base = ctx.settings.advertised_url
+    ws = "wss://" + base.split("://", 1)[1] if base.startswith("https://") else "ws://" + base.split("://", 1)[1]
+    return {"WSS": ws, "HTTPS": base, "WEBRTC": base}
+
+
+async def get_signaling_channel_endpoint(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    r = await find(ctx, KIND, arn=p["ChannelARN"])
+    config = p.get("SingleMasterChannelEndpointConfiguration") or {}
+    protocols = list(dict.fromkeys(config.get("Protocols") or ["WSS", "HTTPS"]))
+    if "WEBRTC" in protocols and r.attrs.get("MediaStorage", {}).get("Status") != "ENABLED":
+        raise invalid("The WEBRTC protocol is only available for a channel whose media storage "
+                      "configuration is ENABLED.")
+    urls = endpoint_urls(ctx)
+    return {"ResourceEndpointList": [{"Protocol": proto, "ResourceEndpoint": urls[proto]} for proto in protocols]}
+
+
+OPERATIONS = {
+    "CreateSignalingChannel": create_signaling_channel,
+    "DescribeSignalingChannel": describe_signaling_channel,
+    "ListSignalingChannels": list_signaling_channels,
+    "UpdateSignalingChannel": update_signaling_channel,
+    "DeleteSignalingChannel": delete_signaling_channel,
+    "GetSignalingChannelEndpoint": get_signaling_channel_endpoint,
+}

@@ -1,0 +1,103 @@
+"""Pieces every control-plane operation shares: finding a resource in the caller's account and
+region, versions, opaque pagination tokens and tag limits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import string
+from typing import Any
+
+from ..aws import arn as arns
+from ..aws.errors import ServiceError, invalid
+from ..services import OpContext
+from ..store import Resource
+
+MAX_TAGS = 50
+_VERSION_ALPHABET = string.ascii_letters + string.digits
+KIND_LABEL = {"channel": "channel", "stream": "stream"}
+
+
+def new_version() -> str:
+    return "".join(secrets.choice(_VERSION_ALPHABET) for _ in range(20))
+
+
+def now_ms(ctx: OpContext) -> int:
+    return int(ctx.services.clock() * 1000)
+
+
+def not_found(kind: str) -> ServiceError:
+    what = "channel" if kind == "channel" else "stream"
+    return ServiceError("ResourceNotFoundException", f"The requested {what} is not found or not active.")
+
+
+async def find(ctx: OpContext, kind: str, *, name: str | None = None, arn: str | None = None,
+               name_member: str = "ChannelName", arn_member: str = "ChannelARN") -> Resource:
+    """The caller's resource named by ``name`` or ``arn`` (404 otherwise, as AWS does for another
+    account's or region's ARN: resources are namespaced by the credential scope)."""
+    if arn:
+        parsed = arns.parse(arn)
+        if parsed is None:
+            raise invalid(f"{arn_member} '{arn}' is not a valid ARN.")
+        if parsed.kind != kind:
+            raise invalid(f"{arn_member} '{arn}' is not a {kind} ARN.")
+        if parsed.account != ctx.account or parsed.region != ctx.region:
+            raise not_found(kind)
+        found = await ctx.store.get_by_arn(str(parsed))
+        if found is None or (name and found.name != name):
+            raise not_found(kind)
+        return found
+    if name:
+        found = await ctx.store.get_by_name(ctx.account, ctx.region, kind, name)
+        if found is None:
+            raise not_found(kind)
+        return found
+    raise invalid(f"Either {name_member} or {arn_member} must be specified.")
+
+
+def encode_token(payload: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def decode_token(token: str | None) -> dict[str, Any]:
+    if not token:
+        return {}
+    try:
+        value = json.loads(base64.b64decode(token, validate=True))
+        if isinstance(value, dict):
+            return value
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise invalid("The NextToken is not valid; pass the NextToken of a previous response.")
+
+
+async def page(ctx: OpContext, kind: str, max_results: int | None, token: str | None,
+               prefix: str) -> tuple[list[Resource], str | None]:
+    """One page of resources by name; the token also pins the prefix it was issued for."""
+    state = decode_token(token)
+    if state and state.get("p", "") != prefix:
+        raise invalid("The NextToken was issued for a different name condition.")
+    limit = max_results or 500
+    rows = await ctx.store.list(ctx.account, ctx.region, kind, prefix=prefix, after=state.get("a", ""),
+                                limit=limit + 1)
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_token({"a": rows[-1].name, "p": prefix})
+    return rows, None
+
+
+def tags_from_list(items: list[dict[str, str]] | None, member: str = "Tags") -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in items or []:
+        if item["Key"] in tags:
+            raise invalid(f"{member} contains the key '{item['Key']}' more than once.")
+        tags[item["Key"]] = item["Value"]
+    return tags
+
+
+def check_tag_count(tags: dict[str, str]) -> None:
+    if len(tags) > MAX_TAGS:
+        raise ServiceError("TagsPerResourceExceededLimitException",
+                           f"The resource would have {len(tags)} tags; a resource can have at most {MAX_TAGS}.")

@@ -1,0 +1,3 @@
+"""Operations of the HTTPS data plane (``kinesis-video-signaling``, ``kinesis-video-webrtc-storage``)."""
+
+MODULES: list = []

@@ -1,0 +1,1 @@
+"""The HTTP edge: REST dispatch, CORS, health."""

@@ -1,0 +1,142 @@
+"""The REST edge: wire → auth → decode/validate → operation → encode, for all three services.
+
+Every answer is restJson1 JSON with ``x-amzn-RequestId``, and every failure, including ones no
+operation raised (bad signature, unknown path, oversized or malformed body, a bug), becomes an
+AWS-style error a client can map: never an HTML page, never a bare 500 without a code.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Mapping
+
+from aiohttp import web
+from botocore.model import OperationModel
+
+from ..aws.errors import ServiceError
+from ..aws.sigv4 import AuthError, SigV4Verifier
+from ..aws.wire import ServiceWire, Wire
+from ..services import Handler, OpContext, Services
+
+log = logging.getLogger("signalite.rest")
+
+CORS_ALLOW_HEADERS = ("authorization, content-type, content-length, x-amz-date, x-amz-security-token, "
+                      "x-amz-user-agent, x-amz-content-sha256, amz-sdk-invocation-id, amz-sdk-request, "
+                      "x-amz-target, x-amz-client-context, user-agent")
+CORS_EXPOSE_HEADERS = "x-amzn-requestid, x-amzn-errortype, x-amz-request-id, x-amz-apigw-id, date"
+
+
+def cors_headers(request: web.Request) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+        "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+        "Vary": "Origin",
+    }
+
+
+def json_response(request: web.Request, status: int, body: bytes, request_id: str,
+                  extra: Mapping[str, str] | None = None) -> web.Response:
+    headers = {"x-amzn-RequestId": request_id, **cors_headers(request)}
+    if extra:
+        headers.update(extra)
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def error_response(request: web.Request, svc: ServiceWire, code: str, message: str, request_id: str,
+                   status: int | None = None) -> web.Response:
+    return json_response(
+        request,
+        status if status is not None else svc.error_status(code),
+        svc.error_body(code, message),
+        request_id,
+        {"x-amzn-ErrorType": svc.error_type_header(code)},
+    )
+
+
+def _unsupported_code(op: OperationModel) -> str:
+    codes = [e.name for e in op.error_shapes]
+    return "InvalidArgumentException" if "InvalidArgumentException" in codes else (codes[0] if codes else "InvalidArgumentException")
+
+
+def _is_json_content_type(value: str) -> bool:
+    if not value:
+        return True
+    media = value.split(";", 1)[0].strip().lower()
+    return media in ("application/json", "application/x-amz-json-1.0", "application/x-amz-json-1.1",
+                     "binary/octet-stream", "text/plain", "") or media.endswith("+json")
+
+
+class RestEdge:
+    def __init__(self, services: Services, wire: Wire, verifier: SigV4Verifier,
+                 operations: Mapping[str, Handler]) -> None:
+        self.services = services
+        self.wire = wire
+        self.verifier = verifier
+        self.operations = operations
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        headers = cors_headers(request)
+        headers.update({
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", CORS_ALLOW_HEADERS),
+            "Access-Control-Max-Age": "600",
+            "x-amzn-RequestId": str(uuid.uuid4()),
+        })
+        return web.Response(status=200, headers=headers)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        route = self.wire.route(request.path)
+        control = self.wire.control_plane
+        if route is None:
+            return error_response(request, control, "UnknownOperationException",
+                                  f"No operation is served at {request.method} {request.path[:200]}.",
+                                  request_id, status=404)
+        svc, op = route
+        if request.method != op.http["method"]:
+            return error_response(request, svc, "UnknownOperationException",
+                                  f"{op.name} takes {op.http['method']}, not {request.method}.", request_id, status=405)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(request, svc, "InvalidArgumentException",
+                                  f"The request body is larger than {self.services.settings.max_body_bytes} bytes.",
+                                  request_id, status=413)
+        try:
+            principal = self.verifier.verify_headers(
+                request.method, request.raw_path.split("?", 1)[0], request.query_string, request.headers, body,
+                get_all=request.headers.getall if hasattr(request.headers, "getall") else None,
+            )
+        except AuthError as exc:
+            return error_response(request, svc, exc.code, exc.message, request_id, status=exc.status)
+        try:
+            if not _is_json_content_type(request.headers.get("Content-Type", "")):
+                raise ServiceError("InvalidArgumentException",
+                                   f"Unsupported Content-Type {request.headers.get('Content-Type')!r}; "
+                                   "send application/json.")
+            params = svc.parse(op, body)
+            handler = self.operations.get(op.name)
+            if handler is None:
+                raise ServiceError(_unsupported_code(op),
+                                   f"Signalite does not support {op.name}; it serves the signaling APIs.")
+            result = await handler(OpContext(principal, self.services, request_id), params)
+            return json_response(request, 200, svc.serialize(op, result), request_id)
+        except ServiceError as exc:
+            return error_response(request, svc, exc.code, exc.message, request_id, status=exc.status)
+        except Exception:  # a bug must still answer in the AWS form, and be logged
+            log.exception("unhandled error in %s (request %s)", op.name, request_id)
+            return error_response(request, svc, "InternalFailure",
+                                  "The request processing has failed because of an unknown error.",
+                                  request_id, status=500)
+
+
+def operation_table(*modules: Any) -> dict[str, Handler]:
+    """Merge the ``OPERATIONS`` maps of operation modules, refusing duplicates."""
+    table: dict[str, Handler] = {}
+    for module in modules:
+        for name, handler in module.OPERATIONS.items():
+            if name in table:
+                raise RuntimeError(f"operation {name} is defined twice")
+            table[name] = handler
+    return table

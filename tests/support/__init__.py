@@ -1,0 +1,1 @@
+"""Test support: the real server process and clients pointed at it."""
