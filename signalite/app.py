@@ -73,6 +73,7 @@ def build_app(settings: Settings, root: RootCredentials) -> web.Application:
     from .signaling import setup as signaling_setup  # noqa: PLC0415 - keeps the import graph one-way
 
     signaling_setup(app, services, verifier)
+    dataplane.setup(app, services)
 
     app.router.add_route("OPTIONS", "/{tail:.*}", edge.preflight)
     app.router.add_route("*", "/{tail:.*}", edge.handle)
