@@ -1,5 +1,5 @@
 """Operations of the ``kinesisvideo`` control plane; each module exports ``OPERATIONS``."""
 
-from . import channels
+from . import channels, storage, streams, tags
 
-MODULES = [channels]
+MODULES = [channels, streams, tags, storage]

@@ -8,7 +8,7 @@ import binascii
 import json
 import secrets
 import string
-from typing import Any
+from typing import Any, Callable
 
 from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
@@ -97,7 +97,41 @@ def tags_from_list(items: list[dict[str, str]] | None, member: str = "Tags") -> 
     return tags
 
 
-def check_tag_count(tags: dict[str, str]) -> None:
+def check_tag_count(tags: dict[str, str]) -> dict[str, str]:
     if len(tags) > MAX_TAGS:
         raise ServiceError("TagsPerResourceExceededLimitException",
                            f"The resource would have {len(tags)} tags; a resource can have at most {MAX_TAGS}.")
+    return tags
+
+
+async def update(ctx: OpContext, r: Resource, change: Callable[[Resource], Resource], *,
+                 bump_version: bool = True, attempts: int = 5) -> Resource:
+    """Apply ``change`` to the stored resource under optimistic locking and return the result.
+
+    Used by operations whose input carries no CurrentVersion (tags, media storage): if another
+    writer got in between, the resource is read again and ``change`` re-applied, so the caller
+    never sees a VersionMismatch it did not ask for. ``change`` may raise a ServiceError.
+    """
+    for _ in range(attempts):
+        updated = change(r)
+        if bump_version:
+            updated = updated.evolve(version=new_version())
+        if await ctx.store.replace(updated, r.version):
+            return updated
+        again = await ctx.store.get_by_arn(r.arn)
+        if again is None:
+            raise not_found(r.kind)
+        r = again
+    raise ServiceError("ClientLimitExceededException",
+                       f"The {r.kind} is being changed by other requests; try again.")
+
+
+async def save_tags(ctx: OpContext, r: Resource,
+                    change: Callable[[dict[str, str]], dict[str, str]]) -> Resource:
+    """Replace the tags with ``change(current tags)``. Tags are not part of the resource's
+    configuration, so its Version (the CurrentVersion clients send) stays the same."""
+    return await update(ctx, r, lambda cur: cur.evolve(tags=dict(change(dict(cur.tags)))), bump_version=False)
+
+
+def tags_from_map(tags: dict[str, str] | None) -> dict[str, str]:
+    return dict(tags or {})
