@@ -98,6 +98,17 @@ def _fmt(ts: datetime) -> str:
     return ts.strftime("%Y%m%dT%H%M%SZ")
 
 
+def _values(headers: Mapping[str, str], name: str, get_all: Callable[[str], list[str]] | None) -> list[str]:
+    """Every value of a header (repeated headers are joined with commas when signed), or []."""
+    if get_all is not None:
+        try:
+            return list(get_all(name))
+        except KeyError:  # aiohttp's getall() raises for a header that is absent
+            return []
+    value = headers.get(name)
+    return [] if value is None else [value]
+
+
 @dataclass(frozen=True)
 class _Credential:
     access_key_id: str
@@ -167,7 +178,7 @@ class SigV4Verifier:
         key = self._key_for(cred)
         lines = []
         for name in signed:
-            values = get_all(name) if get_all else ([headers[name]] if name in headers else [])
+            values = _values(headers, name, get_all)
             if not values:
                 raise AuthError("InvalidSignatureException",
                                 f"The request signature we calculated does not match the signature you provided. "

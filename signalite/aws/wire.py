@@ -143,6 +143,26 @@ def _validate(shape: Shape, value: Any, path: str, out: _Problems) -> None:
                 _validate(shape.value, v, f"{path}.{k}.value", out)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _input(shape: Shape, value: Any) -> Any:
+    """A validated request value with only the members the model declares (at every depth),
+    and integers as ``int`` even when the client wrote ``30.0``."""
+    t = shape.type_name
+    if t == "structure":
+        members = shape.members  # type: ignore[attr-defined]
+        return {k: _input(members[k], v) for k, v in value.items() if k in members and v is not None}
+    if t == "list":
+        return [_input(shape.member, v) for v in value]  # type: ignore[attr-defined]
+    if t == "map":
+        return {k: _input(shape.value, v) for k, v in value.items()}  # type: ignore[attr-defined]
+    if t in ("integer", "long") and isinstance(value, float):
+        return int(value)
+    return value
+
+
 def _clean(shape: Shape | None, value: Any) -> Any:
     """Keep only what the shape declares, with wire types: timestamps as epoch seconds."""
     if value is None or shape is None:
@@ -194,10 +214,13 @@ class ServiceWire:
         """Decode and validate a request body into the operation's input values."""
         if body.strip():
             try:
-                data = json.loads(body)
+                data = json.loads(body, parse_constant=_reject_constant)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ServiceError("InvalidArgumentException",
                                    f"The request body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise ServiceError("InvalidArgumentException",
+                                   "The request body is not valid JSON: it is nested too deeply.") from None
         else:
             data = {}
         if not isinstance(data, dict):
@@ -208,7 +231,7 @@ class ServiceWire:
         problems = _Problems([])
         _validate(shape, data, "", problems)
         problems.raise_if_any()
-        return {k: v for k, v in data.items() if k in shape.members and v is not None}
+        return _input(shape, data)
 
     def serialize(self, op: OperationModel, output: dict[str, Any] | None) -> bytes:
         cleaned = _clean(op.output_shape, output or {}) if op.output_shape is not None else {}

@@ -66,7 +66,7 @@ def decode_token(token: str | None) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(base64.b64decode(token, validate=True))
-        if isinstance(value, dict):
+        if isinstance(value, dict) and all(isinstance(value.get(k, ""), str) for k in ("a", "p")):
             return value
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pass
