@@ -54,7 +54,11 @@ async def _serve(settings: Settings) -> None:
     tls = _tls_files(settings)
     app = build_app(settings, root)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except ConnectionError as exc:  # store (or bus) unreachable at start-up: fail fast and say why
+        await runner.cleanup()
+        raise SystemExit(f"signalite: {exc}") from None
     sites = [web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(tls), reuse_address=True)]
     if settings.http_port:
         sites.append(web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True))

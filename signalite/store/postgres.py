@@ -1,0 +1,279 @@
+"""Cluster store: PostgreSQL through an asyncpg connection pool.
+
+Same records and guarantees as :mod:`signalite.store.sqlite` (one behaviour, two backends); the
+contract is pinned by ``tests/integration/test_store_contract.py``, which runs against both.
+
+URL
+    ``postgresql://user:password@host:port/database?schema=NAME&pool_min=1&pool_max=10``
+
+    Everything asyncpg understands in a DSN (``sslmode``, ``connect_timeout`` …) passes through.
+    Signalite reads and removes three query parameters of its own:
+
+    ``schema``
+        Keep Signalite's table in this PostgreSQL schema (created if missing) instead of the
+        connection's default ``search_path`` (normally ``public``). Tables are referenced by their
+        schema-qualified name, not through ``search_path``, so this also holds behind a
+        transaction-pooling proxy. Several Signalite deployments (or test sessions) can share
+        one database this way, each in its own schema. The name must be a plain identifier
+        (``[A-Za-z_][A-Za-z0-9_]*``, at most 63 characters) and is used as written, so it is
+        case sensitive.
+    ``pool_min`` / ``pool_max``
+        Size of the connection pool of this node (default 1 and 10).
+
+Schema
+    One table, ``signalite_resources``; ``attrs`` and ``tags`` are ``jsonb``; ``name`` uses the
+    ``"C"`` collation so that ordering and ``name > after`` compare code points exactly as
+    SQLite's BINARY collation does, whatever the database's default collation is. ``open()``
+    creates the schema idempotently inside a transaction holding a transaction-level advisory
+    lock, so any number of nodes may start at once against an empty database. (``jsonb`` does not
+    keep the order of object keys: tags come back as the same mapping, not necessarily in the
+    order they were written. The API returns tags as a map, so nothing observable depends on it.)
+
+Availability
+    ``open()`` connects at once and raises :class:`ConnectionError` with a clear message (password
+    redacted) when PostgreSQL cannot be reached within ``CONNECT_TIMEOUT``; ``signalite serve``
+    turns that into a one-line error and a non-zero exit rather than a server that is up but can
+    do nothing. After start-up the pool reconnects by itself; every query waits at most
+    ``ACQUIRE_TIMEOUT`` for a connection and ``COMMAND_TIMEOUT`` for an answer, and :meth:`ping`
+    (used by ``/ready``) at most ``PING_TIMEOUT`` in all, so ``/ready`` answers 503 rather than
+    hanging while the database is down or unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any, AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from .base import NameInUse, Resource
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to establish one connection (start-up fails after this)."""
+ACQUIRE_TIMEOUT = 10.0
+"""Seconds a query waits for a pooled connection (including reconnecting one)."""
+COMMAND_TIMEOUT = 15.0
+"""Seconds a statement may take before it is abandoned."""
+PING_TIMEOUT = 3.0
+"""Upper bound of :meth:`PostgresStore.ping` as a whole."""
+
+TABLE = "signalite_resources"
+_SCHEMA_LOCK = 0x5167_6E61_6C69_7465  # "Signalite": one advisory lock key for schema creation/migration
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_OWN_PARAMS = ("schema", "pool_min", "pool_max")
+_COLUMNS = "account, region, kind, name, arn, created, version, status, attrs, tags"
+
+
+def parse_url(url: str) -> tuple[str, str | None, int, int]:
+    """Split a store URL into (asyncpg DSN, schema, pool_min, pool_max)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    own = {k: v for k, v in query if k in _OWN_PARAMS}
+    rest = [(k, v) for k, v in query if k not in _OWN_PARAMS]
+    schema = own.get("schema") or None
+    if schema is not None and not _IDENT.match(schema):
+        raise ValueError(f"invalid schema name {schema!r} in the store URL: use letters, digits and '_' "
+                         "(not starting with a digit), at most 63 characters")
+    try:
+        pool_min = int(own.get("pool_min", 1))
+        pool_max = int(own.get("pool_max", 10))
+    except ValueError:
+        raise ValueError("pool_min and pool_max in the store URL must be integers") from None
+    if not 0 <= pool_min <= pool_max or pool_max < 1:
+        raise ValueError("the store URL needs 0 <= pool_min <= pool_max and pool_max >= 1")
+    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    return dsn, schema, pool_min, pool_max
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{hostinfo}", parts.path, parts.query, parts.fragment))
+
+
+def _row(row: asyncpg.Record | None) -> Resource | None:
+    if row is None:
+        return None
+    return Resource(row["account"], row["region"], row["kind"], row["name"], row["arn"], row["created"],
+                    row["version"], row["status"], row["attrs"], row["tags"])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb <-> Python values (asyncpg hands out jsonb as text by default).
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class PostgresStore:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._dsn, self._schema, self._pool_min, self._pool_max = parse_url(url)
+        self._table = f'"{self._schema}".{TABLE}' if self._schema else TABLE
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def schema(self) -> str | None:
+        return self._schema
+
+    @property
+    def table(self) -> str:
+        """The (schema-qualified, when a schema is configured) table name."""
+        return self._table
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=self._pool_min, max_size=self._pool_max, timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT, init=_init_connection)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise ConnectionError(f"cannot connect to the PostgreSQL store {redact(self._url)}: "
+                                  f"{_describe(exc)}") from exc
+        try:
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                await self._create_schema(conn)
+        except BaseException:
+            await self._close_pool()
+            raise
+
+    async def _create_schema(self, conn: asyncpg.Connection) -> None:
+        t = self._table
+        statements = []
+        if self._schema:
+            statements.append(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+        index_prefix = f"{TABLE}_"
+        statements += [
+            f"""CREATE TABLE IF NOT EXISTS {t} (
+                arn      text PRIMARY KEY,
+                account  text NOT NULL,
+                region   text NOT NULL,
+                kind     text NOT NULL,
+                name     text COLLATE "C" NOT NULL,
+                created  double precision NOT NULL,
+                version  text NOT NULL,
+                status   text NOT NULL,
+                attrs    jsonb NOT NULL DEFAULT '{{}}',
+                tags     jsonb NOT NULL DEFAULT '{{}}',
+                CONSTRAINT {index_prefix}name_key UNIQUE (account, region, kind, name)
+            )""",
+            f"CREATE INDEX IF NOT EXISTS {index_prefix}attrs_idx ON {t} USING gin (attrs jsonb_path_ops)",
+        ]
+        # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalogs; the advisory lock
+        # (released at commit) makes nodes starting together take turns.
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            for statement in statements:
+                await conn.execute(statement)
+
+    async def close(self) -> None:
+        await self._close_pool()
+
+    async def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
+        except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pool.terminate()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return self._pool
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            yield conn
+
+    async def ping(self) -> bool:
+        """True when PostgreSQL answers; raises :class:`ConnectionError` (never hangs) otherwise."""
+        try:
+            async with asyncio.timeout(PING_TIMEOUT):
+                async with self._conn() as conn:
+                    await conn.fetchval("SELECT 1", timeout=PING_TIMEOUT)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise ConnectionError(f"PostgreSQL unreachable: {_describe(exc)}") from exc
+        return True
+
+    # --- records ---------------------------------------------------------------------------
+    async def insert(self, resource: Resource) -> None:
+        r = resource
+        async with self._conn() as conn:
+            try:
+                await conn.execute(
+                    f"INSERT INTO {self._table} ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                    r.account, r.region, r.kind, r.name, r.arn, r.created, r.version, r.status, r.attrs, r.tags)
+            except asyncpg.UniqueViolationError:
+                raise NameInUse(r.name) from None
+
+    async def get_by_name(self, account: str, region: str, kind: str, name: str) -> Resource | None:
+        async with self._conn() as conn:
+            return _row(await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM {self._table} WHERE account=$1 AND region=$2 AND kind=$3 AND name=$4",
+                account, region, kind, name))
+
+    async def get_by_arn(self, arn: str) -> Resource | None:
+        async with self._conn() as conn:
+            return _row(await conn.fetchrow(f"SELECT {_COLUMNS} FROM {self._table} WHERE arn=$1", arn))
+
+    async def list(self, account: str, region: str, kind: str, *, prefix: str = "", after: str = "",
+                   limit: int = 100) -> list[Resource]:
+        # starts_with() rather than LIKE: names may contain '_' (and '%'), which LIKE treats as
+        # wildcards. The prefix range (name >= prefix) lets the unique index serve the scan.
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM {self._table} WHERE account=$1 AND region=$2 AND kind=$3 "
+                "AND name > $4 AND name >= $5 AND starts_with(name, $5) ORDER BY name LIMIT $6",
+                account, region, kind, after, prefix, limit)
+        return [_row(r) for r in rows]  # type: ignore[misc]
+
+    async def count(self, account: str, region: str, kind: str) -> int:
+        async with self._conn() as conn:
+            return int(await conn.fetchval(
+                f"SELECT count(*) FROM {self._table} WHERE account=$1 AND region=$2 AND kind=$3",
+                account, region, kind))
+
+    async def replace(self, resource: Resource, expected_version: str) -> bool:
+        r = resource
+        async with self._conn() as conn:
+            status = await conn.execute(
+                f"UPDATE {self._table} SET version=$1, status=$2, attrs=$3, tags=$4 WHERE arn=$5 AND version=$6",
+                r.version, r.status, r.attrs, r.tags, r.arn, expected_version)
+        return status == "UPDATE 1"
+
+    async def delete(self, arn: str, expected_version: str | None = None) -> bool:
+        async with self._conn() as conn:
+            if expected_version is None:
+                status = await conn.execute(f"DELETE FROM {self._table} WHERE arn=$1", arn)
+            else:
+                status = await conn.execute(f"DELETE FROM {self._table} WHERE arn=$1 AND version=$2",
+                                            arn, expected_version)
+        return status == "DELETE 1"
+
+    async def find(self, kind: str, attr: str, value: str) -> list[Resource]:
+        # Containment uses the GIN index; the equality makes the match exact (a JSON string equal
+        # to ``value``, as SQLite's json_extract comparison does; no array-element matches).
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM {self._table} WHERE kind=$1 "
+                "AND attrs @> jsonb_build_object($2::text, $3::text) AND attrs -> $2::text = to_jsonb($3::text) "
+                "ORDER BY name",
+                kind, attr, value)
+        return [_row(r) for r in rows]  # type: ignore[misc]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
