@@ -75,6 +75,8 @@ class Settings:
     turn_secret: str | None = None
     turn_ttl: int = 300
     run_turn: bool = False
+    turn_port: int = 3478
+    """Port of the coturn that ``--turn`` starts (UDP and TCP)."""
     stun_port: int | None = None
     """UDP port of the embedded STUN responder; ``None`` picks the TLS port number."""
     max_body_bytes: int = 1024 * 1024
@@ -129,7 +131,8 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("turn-secret", "TURN_SECRET", str, "coturn use-auth-secret shared secret"),
     ("turn-ttl", "TURN_TTL", int, "lifetime of TURN credentials in seconds (default 300)"),
     ("turn", "TURN", bool, "start and supervise a local coturn (needs turnserver installed)"),
-    ("stun-port", "STUN_PORT", int, "UDP port of the embedded STUN responder"),
+    ("turn-port", "TURN_PORT", int, "port of the coturn started by --turn (default 3478)"),
+    ("stun-port", "STUN_PORT", int, "UDP port of the embedded STUN responder (default: the --port number)"),
     ("log-level", "LOG_LEVEL", str, "debug, info, warning, error"),
 ]
 

@@ -1,16 +1,97 @@
-"""Operations of the HTTPS data plane (``kinesis-video-signaling``, ``kinesis-video-webrtc-storage``)."""
+"""Operations of the HTTPS data plane (``kinesis-video-signaling``, ``kinesis-video-webrtc-storage``)
+and the ICE services behind GetIceServerConfig (embedded STUN responder, supervised coturn)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import errno
+import logging
+from typing import TYPE_CHECKING, AsyncIterator
+
+from . import alexa, ice
+from .coturn import INSTALL_HINT, Coturn, CoturnUnavailable, find_turnserver, load_or_create_secret
+from .ice import IceProvider
+from .stun import start_responder
+from .turn import MAX_SERVERS, MAX_TTL, MIN_TTL, IceServerGroup, group_uris
 
 if TYPE_CHECKING:  # pragma: no cover
     from aiohttp import web
 
+    from ..config import Settings
     from ..services import Services
 
-MODULES: list = []
+log = logging.getLogger("signalite.ice")
+MODULES: list = [ice, alexa]
+
+
+def _uri_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def check_ice_settings(settings: "Settings") -> None:
+    """Refuse a configuration that could only fail later, with a message that says what to do."""
+    if not MIN_TTL <= settings.turn_ttl <= MAX_TTL:
+        raise SystemExit(f"signalite: --turn-ttl must be between {MIN_TTL} and {MAX_TTL} seconds "
+                         f"(the KVS C SDK needs more than 30), not {settings.turn_ttl}")
+    if settings.turn_uris and not settings.turn_secret:
+        raise SystemExit("signalite: --turn-uri needs --turn-secret, the static-auth-secret of the TURN "
+                         "server(s) (coturn --use-auth-secret)")
+    try:
+        group_uris(settings.turn_uris, settings.turn_secret)
+    except ValueError as exc:
+        raise SystemExit(f"signalite: --turn-uri: {exc}") from None
+    if settings.run_turn and find_turnserver() is None:
+        raise SystemExit(f"signalite: --turn needs coturn's turnserver, which is not installed; {INSTALL_HINT}")
 
 
 def setup(app: "web.Application", services: "Services") -> None:
     """Attach data-plane lifecycles (ICE provider, embedded STUN, supervised coturn) to ``app``."""
+    settings = services.settings
+    check_ice_settings(settings)
+
+    async def ice_ctx(_app: "web.Application") -> AsyncIterator[None]:
+        groups: list[IceServerGroup] = []
+        coturn: Coturn | None = None
+        stun_transport = None
+        try:
+            if settings.run_turn:
+                binary = find_turnserver()
+                assert binary is not None  # checked above
+                directory = settings.data_dir / "turn"
+                secret = settings.turn_secret or load_or_create_secret(directory)
+                coturn = Coturn(binary, directory, secret, settings.host, settings.turn_port)
+                try:
+                    await coturn.start()
+                except CoturnUnavailable as exc:
+                    coturn = None
+                    raise SystemExit(f"signalite: --turn: {exc}") from None
+                host = _uri_host(settings.advertised_host)
+                groups += group_uris([f"turn:{host}:{settings.turn_port}?transport=udp",
+                                      f"turn:{host}:{settings.turn_port}?transport=tcp"], secret)
+                services.extras["coturn"] = coturn
+            groups += group_uris(settings.turn_uris, settings.turn_secret)
+            if len(groups) > MAX_SERVERS:
+                log.warning("%d ICE server entries configured; GetIceServerConfig returns the first %d "
+                            "(clients use at most %d)", len(groups), MAX_SERVERS, MAX_SERVERS)
+            if not groups:
+                port = settings.stun_port if settings.stun_port is not None else settings.port
+                try:
+                    stun_transport, _ = await start_responder(settings.host, port)
+                except OSError as exc:
+                    if settings.stun_port is not None or exc.errno != errno.EADDRINUSE:
+                        raise
+                    log.warning("UDP port %d is in use; the STUN responder takes a free port instead", port)
+                    stun_transport, _ = await start_responder(settings.host, 0)
+                bound = stun_transport.get_extra_info("sockname")[1]
+                groups.append(IceServerGroup((f"stun:{_uri_host(settings.advertised_host)}:{bound}",)))
+                services.extras["stun_port"] = bound
+                log.info("STUN responder on udp %s:%d", settings.host, bound)
+            services.ice = IceProvider(groups, settings.turn_ttl, services.clock)
+            yield
+        finally:
+            services.ice = None
+            if stun_transport is not None:
+                stun_transport.close()
+            if coturn is not None:
+                await coturn.stop()
+
+    app.cleanup_ctx.append(ice_ctx)
