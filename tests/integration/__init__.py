@@ -1,0 +1,1 @@
+"""Integration tests: the store and bus contracts against every backend, on real databases."""
