@@ -1,0 +1,1 @@
+"""Peer programs (Chromium, aiortc) run inside a lo-only network namespace by the e2e tests."""
