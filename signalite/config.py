@@ -77,6 +77,8 @@ class Settings:
     run_turn: bool = False
     turn_port: int = 3478
     """Port of the coturn that ``--turn`` starts (UDP and TCP)."""
+    turnserver: str | None = None
+    """coturn's ``turnserver`` binary for ``--turn``; ``None`` looks it up on PATH."""
     stun_port: int | None = None
     """UDP port of the embedded STUN responder; ``None`` picks the TLS port number."""
     max_body_bytes: int = 1024 * 1024
@@ -132,6 +134,7 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("turn-ttl", "TURN_TTL", int, "lifetime of TURN credentials in seconds (default 300)"),
     ("turn", "TURN", bool, "start and supervise a local coturn (needs turnserver installed)"),
     ("turn-port", "TURN_PORT", int, "port of the coturn started by --turn (default 3478)"),
+    ("turnserver", "TURNSERVER", str, "coturn's turnserver binary for --turn (default: found on PATH)"),
     ("stun-port", "STUN_PORT", int, "UDP port of the embedded STUN responder (default: the --port number)"),
     ("log-level", "LOG_LEVEL", str, "debug, info, warning, error"),
 ]

@@ -39,8 +39,9 @@ def check_ice_settings(settings: "Settings") -> None:
         group_uris(settings.turn_uris, settings.turn_secret)
     except ValueError as exc:
         raise SystemExit(f"signalite: --turn-uri: {exc}") from None
-    if settings.run_turn and find_turnserver() is None:
-        raise SystemExit(f"signalite: --turn needs coturn's turnserver, which is not installed; {INSTALL_HINT}")
+    if settings.run_turn and find_turnserver(settings.turnserver) is None:
+        where = f"{settings.turnserver} is not an executable" if settings.turnserver else "it is not installed"
+        raise SystemExit(f"signalite: --turn needs coturn's turnserver, but {where}; {INSTALL_HINT}")
 
 
 def setup(app: "web.Application", services: "Services") -> None:
@@ -54,7 +55,7 @@ def setup(app: "web.Application", services: "Services") -> None:
         stun_transport = None
         try:
             if settings.run_turn:
-                binary = find_turnserver()
+                binary = find_turnserver(settings.turnserver)
                 assert binary is not None  # checked above
                 directory = settings.data_dir / "turn"
                 secret = settings.turn_secret or load_or_create_secret(directory)

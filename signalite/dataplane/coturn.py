@@ -33,7 +33,11 @@ class CoturnUnavailable(RuntimeError):
     """``--turn`` was asked for but coturn cannot be run; the message says what to do."""
 
 
-def find_turnserver() -> str | None:
+def find_turnserver(configured: str | None = None) -> str | None:
+    """The ``turnserver`` to run: ``configured`` (``--turnserver``) if executable, else PATH."""
+    if configured:
+        found = shutil.which(configured)
+        return found if found and os.access(found, os.X_OK) else None
     found = shutil.which(BINARY)
     if found:
         return found
