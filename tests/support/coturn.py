@@ -25,7 +25,20 @@ from typing import Iterator
 
 import pytest
 
+from signalite.dataplane.turn import uri_address
 from tests.support.server import free_port
+
+
+def stun_address(uri: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``stun:``/``turn:`` URI from GetIceServerConfig."""
+    host, port, _ = uri_address(uri)
+    return host, port
+
+
+def turn_target(uri: str) -> tuple[tuple[str, int], str]:
+    """``((host, port), transport)`` for ``aioice.turn.create_turn_endpoint``."""
+    host, port, transport = uri_address(uri)
+    return (host, port), transport
 
 
 def turnserver_path() -> str | None:
