@@ -1,8 +1,16 @@
-"""The WSS signaling plane: frames → router (sans-I/O) → bus → sessions."""
+"""The WSS signaling plane: frames → router (sans-I/O) → bus → sessions.
+
+``frames``  parse both key casings, serialize compact lowercase frames
+``router``  pure routing/retention/limits/STATUS_RESPONSE decisions (events in, actions out)
+``quotas``  rate limiters as plain objects
+``session`` one socket: bytes in and out
+``hub``     this node's sockets, the handshake, the sweep, router ↔ bus ↔ sessions
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, AsyncIterator
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # pragma: no cover
     from aiohttp import web
@@ -12,5 +20,29 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def setup(app: "web.Application", services: "Services", verifier: "SigV4Verifier") -> None:
-    """Register the WebSocket endpoint and the hub's lifecycle on ``app``. (Placeholder until the
-    signaling issue lands: nothing is registered, so GET / answers the REST edge's 404.)"""
+    """Open the bus, build the hub (``services.bus``, ``services.hub``), route the WebSocket upgrade
+    on ``GET /`` (and on the path of ``--public-url`` if it has one) and the admin API."""
+    from ..bus import open_bus
+    from .hub import ADMIN_PATH, Hub
+
+    bus = open_bus(services.settings.bus_url)
+    hub = Hub(services, verifier, bus)
+    services.bus = bus
+    services.hub = hub
+
+    app.router.add_get("/", hub.handle_connect)
+    path = urlsplit(services.settings.advertised_url).path.rstrip("/")
+    if path:
+        app.router.add_get(path, hub.handle_connect)
+        app.router.add_get(path + "/", hub.handle_connect)
+    app.router.add_post(ADMIN_PATH, hub.handle_admin)
+
+    async def signaling_ctx(_app: "web.Application") -> AsyncIterator[None]:
+        await bus.open()
+        await hub.start()
+        yield
+        await hub.shutdown()
+        await bus.close()
+
+    app.cleanup_ctx.append(signaling_ctx)
+    app.on_shutdown.append(hub.shutdown)
