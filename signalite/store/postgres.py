@@ -197,10 +197,21 @@ class PostgresStore:
 
     async def ping(self) -> bool:
         """True when PostgreSQL answers; raises :class:`ConnectionError` (never hangs) otherwise."""
+        async def probe() -> None:
+            async with self.pool.acquire(timeout=PING_TIMEOUT) as conn:
+                await conn.fetchval("SELECT 1", timeout=PING_TIMEOUT)
+
+        # Run the probe as its own task and stop waiting for it after PING_TIMEOUT: when the
+        # server stops answering, asyncpg's clean-up of a timed-out query (a cancel request over a
+        # new connection, then the reset on release) can itself take longer than the timeout.
+        task = asyncio.ensure_future(probe())
+        done, _ = await asyncio.wait({task}, timeout=PING_TIMEOUT)
+        if not done:
+            task.cancel()
+            task.add_done_callback(_consume)
+            raise ConnectionError(f"PostgreSQL unreachable: no answer within {PING_TIMEOUT:g}s")
         try:
-            async with asyncio.timeout(PING_TIMEOUT):
-                async with self._conn() as conn:
-                    await conn.fetchval("SELECT 1", timeout=PING_TIMEOUT)
+            task.result()
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConnectionError(f"PostgreSQL unreachable: {_describe(exc)}") from exc
         return True
@@ -277,3 +288,9 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _consume(task: "asyncio.Future[None]") -> None:
+    """Retrieve the outcome of an abandoned task (no 'exception was never retrieved' noise)."""
+    if not task.cancelled():
+        task.exception()

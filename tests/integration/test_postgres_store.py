@@ -1,0 +1,127 @@
+"""What only the PostgreSQL store has: its URL (schema isolation, pool size), its schema, and how
+it behaves when the database is unreachable or stops answering (through a real TCP relay that the
+test cuts or freezes; nothing is mocked)."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from signalite.store import open_store
+from signalite.store.postgres import PostgresStore, parse_url, redact
+from tests.integration.pg import POSTGRES_URL, _execute, with_port, with_schema
+from tests.integration.test_store_contract import ACCOUNT, REGION, res
+from tests.support.server import free_port
+
+
+def test_url_parameters_are_taken_out_of_the_dsn():
+    dsn, schema, lo, hi = parse_url("postgresql://u:p@db:5433/app?sslmode=disable&schema=tenant_1&pool_min=2&pool_max=5")
+    assert dsn == "postgresql://u:p@db:5433/app?sslmode=disable"
+    assert (schema, lo, hi) == ("tenant_1", 2, 5)
+    assert parse_url("postgres://db/app") == ("postgres://db/app", None, 1, 10)
+
+
+@pytest.mark.parametrize("bad", ["schema=1abc", "schema=a-b", 'schema=a"b', "schema=" + "x" * 64,
+                                 "pool_max=0", "pool_min=3&pool_max=2", "pool_max=lots"])
+def test_invalid_url_parameters_are_refused(bad):
+    with pytest.raises(ValueError):
+        PostgresStore(f"postgresql://db/app?{bad}")
+
+
+def test_passwords_are_redacted():
+    assert redact("postgresql://user:s3cret@db:5432/app?schema=x") == "postgresql://user:***@db:5432/app?schema=x"
+    assert redact("postgresql://user@db/app") == "postgresql://user@db/app"
+
+
+def test_open_store_picks_postgres_for_both_schemes():
+    assert isinstance(open_store("postgresql://db/app"), PostgresStore)
+    assert isinstance(open_store("postgres://db/app"), PostgresStore)
+
+
+async def test_schemas_isolate_deployments_in_one_database(postgres_schemas):
+    a, b = open_store(postgres_schemas()), open_store(postgres_schemas())
+    await a.open()
+    await b.open()
+    try:
+        await a.insert(res("only-in-a"))
+        await b.insert(res("only-in-b"))
+        await b.insert(res("only-in-a"))  # same name, other schema: no conflict
+        assert [r.name for r in await a.list(ACCOUNT, REGION, "channel")] == ["only-in-a"]
+        assert [r.name for r in await b.list(ACCOUNT, REGION, "channel")] == ["only-in-a", "only-in-b"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_schema_layout(postgres_url):
+    store = PostgresStore(postgres_url)
+    await store.open()
+    await store.close()
+    rows = (await _execute(
+        POSTGRES_URL,
+        "SELECT column_name, data_type, collation_name FROM information_schema.columns "
+        f"WHERE table_schema = '{store.schema}' AND table_name = 'signalite_resources' ORDER BY column_name"))[0]
+    columns = {r["column_name"]: (r["data_type"], r["collation_name"]) for r in rows}
+    assert columns["attrs"][0] == columns["tags"][0] == "jsonb"
+    assert columns["name"] == ("text", "C")
+
+
+async def test_open_fails_fast_with_a_clear_message_when_nothing_listens():
+    store = PostgresStore(with_port("postgresql://signalite:hunter2@127.0.0.1/x", free_port()))
+    with pytest.raises(ConnectionError) as info:
+        await store.open()
+    message = str(info.value)
+    assert "cannot connect to the PostgreSQL store" in message
+    assert "hunter2" not in message and "***" in message
+
+
+async def test_open_fails_with_a_clear_message_for_a_missing_database(postgres_schemas):
+    missing = urlunsplit(urlsplit(POSTGRES_URL)._replace(path="/signalite_no_such_database"))
+    with pytest.raises(ConnectionError, match="cannot connect to the PostgreSQL store.*does not exist"):
+        await PostgresStore(missing).open()
+
+
+async def _ping_until_ok(store, attempts: int = 20) -> None:
+    """The pool reconnects lazily: the first pings after an outage may still meet dead sockets."""
+    for _ in range(attempts):
+        try:
+            assert await store.ping() is True
+            return
+        except ConnectionError:
+            await asyncio.sleep(0.1)
+    assert await store.ping() is True
+
+
+async def test_ping_raises_while_the_database_is_cut_off_and_recovers(postgres_url, postgres_proxy):
+    store = PostgresStore(with_port(postgres_url, postgres_proxy.port) + "&pool_max=2")
+    await store.open()
+    try:
+        assert await store.ping() is True
+        postgres_proxy.stop()
+        with pytest.raises(ConnectionError, match="PostgreSQL unreachable"):
+            await store.ping()
+        with pytest.raises(Exception):  # operations fail too (the REST edge answers 500), they do not hang
+            await store.count(ACCOUNT, REGION, "channel")
+        postgres_proxy.start()
+        await _ping_until_ok(store)
+        await store.insert(res("after-outage"))
+        assert await store.count(ACCOUNT, REGION, "channel") == 1
+    finally:
+        await store.close()
+
+
+async def test_ping_gives_up_instead_of_hanging_when_the_database_stops_answering(postgres_url, postgres_proxy):
+    store = PostgresStore(with_port(postgres_url, postgres_proxy.port) + "&pool_min=1&pool_max=1")
+    await store.open()
+    try:
+        assert await store.ping() is True
+        postgres_proxy.freeze()
+        with pytest.raises(ConnectionError, match="PostgreSQL unreachable"):
+            await store.ping()
+        postgres_proxy.thaw()
+        await _ping_until_ok(store)
+    finally:
+        postgres_proxy.thaw()
+        await store.close()
