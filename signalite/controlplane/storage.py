@@ -73,7 +73,9 @@ async def update_media_storage_configuration(ctx: OpContext, p: dict[str, Any]) 
             attrs["MediaStorage"] = {"Status": "DISABLED"}
             return c.evolve(attrs=attrs)
 
-    await update(ctx, channel, change)
+    # Like tags, the mapping is not the channel's signaling configuration: Version stays, so a
+    # client's CurrentVersion from DescribeSignalingChannel remains valid.
+    await update(ctx, channel, change, bump_version=False)
     return {}
 
 
