@@ -29,7 +29,7 @@ from .session import Session
 
 log = logging.getLogger("signalite.signaling")
 
-ADMIN_PATH = "/_signalite/admin/signaling"
+from ..admin import ADMIN_PATH  # noqa: E402  (one definition, shared with the CLI)
 NOT_FOUND = "The requested channel is not found or not active."
 
 

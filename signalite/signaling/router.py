@@ -317,8 +317,8 @@ class Router:
         """Periodic sweep: GO_AWAY before idle timeout / maximum duration, closes after the grace,
         expiry of retained messages, and forgetting channels nobody uses."""
         q = self.quotas
-        idle = q.idle_timeout_seconds
-        longest = q.max_connection_seconds
+        idle = q.idle_timeout_seconds or None
+        longest = q.max_connection_seconds or None
         grace = q.go_away_grace_seconds
         actions: list[Any] = []
         for ch in list(self.channels.values()):

@@ -1,0 +1,328 @@
+"""The sans-I/O router, driven without sockets: events in, actions out, time as a parameter."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from signalite.bus.base import Envelope
+from signalite.bus.local import LocalBus
+from signalite.config import Quotas
+from signalite.signaling import frames
+from signalite.signaling.router import (CLOSE, CTL_DELETE, CTL_GO_AWAY, CTL_RECONNECT_ICE, CTL_TTL, PUBLISH,
+                                        SEND, SUBSCRIBE, UNSUBSCRIBE, Refused, Router, control_envelope)
+
+ARN = "arn:aws:kinesisvideo:us-west-2:111122223333:channel/c/1700000000000"
+
+
+class Sock:
+    """A stand-in handle: records what the router asked to send or close."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    def send(self, text: str) -> None:
+        self.sent.append(text)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def frames(self) -> list[dict[str, Any]]:
+        return [json.loads(t) for t in self.sent]
+
+
+class World:
+    """A router plus a local bus, wired as the hub wires them (the bus is the real LocalBus)."""
+
+    def __init__(self, **quota_overrides: Any) -> None:
+        self.router = Router(dataclasses.replace(Quotas(), **quota_overrides))
+        self.bus = LocalBus()
+        self.now = 1000.0
+
+    def run(self, actions: list[Any]) -> None:
+        for a in actions:
+            if a[0] == SEND:
+                a[1].handle.send(a[2])
+            elif a[0] == CLOSE:
+                a[1].handle.close(a[2], a[3])
+            elif a[0] == PUBLISH:
+                self.bus.publish(a[1], a[2])
+            elif a[0] == SUBSCRIBE:
+                self.bus.subscribe(a[1], lambda t, e: self.run(self.router.deliver(t, e, self.now)))
+            elif a[0] == UNSUBSCRIBE:
+                self.bus.unsubscribe(a[1])
+
+    def connect(self, client_id: str | None = None, ttl: float = 60, **kw: Any):
+        sock = Sock(client_id or "master")
+        conn, actions = self.router.connect(ARN, client_id, ttl, self.now, sock, **kw)
+        self.run(actions)
+        return conn
+
+    def send(self, conn, action: str, payload: str = "cGF5", recipient: str | None = None,
+             cid: str | None = None, raw: str | None = None) -> None:
+        msg: dict[str, Any] = {"action": action, "messagePayload": payload}
+        if recipient is not None:
+            msg["recipientClientId"] = recipient
+        if cid is not None:
+            msg["correlationId"] = cid
+        self.run(self.router.message(conn, raw if raw is not None else json.dumps(msg), self.now))
+
+    def tick(self, dt: float) -> None:
+        self.now += dt
+        self.run(self.router.tick(self.now))
+
+    def ctl(self, verb: str, arg: str = "") -> None:
+        self.bus.publish(ARN, control_envelope(verb, arg))
+
+
+def test_viewer_to_master_carries_sender_and_master_to_viewer_does_not():
+    w = World()
+    m, v1, v2 = w.connect(), w.connect("v1"), w.connect("v2")
+    w.send(v1, "SDP_OFFER", "b2ZmZXI=")
+    assert m.handle.frames() == [{"messagePayload": "b2ZmZXI=", "messageType": "SDP_OFFER", "senderClientId": "v1"}]
+    w.send(m, "SDP_ANSWER", "YW5z", recipient="v1")
+    assert v1.handle.frames() == [{"messagePayload": "YW5z", "messageType": "SDP_ANSWER"}]
+    assert v2.handle.sent == []
+
+
+def test_viewer_recipient_is_ignored_so_viewers_never_reach_each_other():
+    w = World()
+    m, v1, v2 = w.connect(), w.connect("v1"), w.connect("v2")
+    w.send(v1, "ICE_CANDIDATE", recipient="v2")
+    assert v2.handle.sent == []
+    assert m.handle.frames()[0]["senderClientId"] == "v1"
+
+
+def test_both_key_casings_and_unknown_fields():
+    w = World()
+    m, v1 = w.connect(), w.connect("v1")
+    w.send(v1, "", raw='{\n\t"action": "SDP_OFFER",\n\t"RecipientClientId": "ProducerMaster",\n'
+                      '\t"MessagePayload": "QUJD",\n\t"IceServerList": [{"Uris": ["turn:x"]}]\n}')
+    assert m.handle.frames() == [{"messagePayload": "QUJD", "messageType": "SDP_OFFER", "senderClientId": "v1"}]
+    w.send(m, "", raw='{"action":"SDP_ANSWER","RecipientClientId":"v1","MessagePayload":"REVG","CorrelationId":"c-1"}')
+    assert v1.handle.frames() == [{"messagePayload": "REVG", "messageType": "SDP_ANSWER"}]
+    assert len(m.handle.sent) == 1  # no STATUS_RESPONSE on success
+
+
+def test_status_response_only_on_failure_and_only_with_correlation_id():
+    w = World()
+    m = w.connect()
+    w.send(m, "SDP_ANSWER")  # no recipient, no correlationId: silently dropped
+    assert m.handle.sent == []
+    w.send(m, "SDP_ANSWER", cid="corr-1")
+    [status] = m.handle.frames()
+    assert status["messageType"] == "STATUS_RESPONSE"
+    assert status["statusResponse"]["correlationId"] == "corr-1"
+    assert status["statusResponse"]["errorType"] == "InvalidArgumentException"
+    assert status["statusResponse"]["statusCode"] == "400"
+    w.send(m, "NOT_AN_ACTION", recipient="v", cid="corr-2")
+    assert m.handle.frames()[-1]["statusResponse"]["correlationId"] == "corr-2"
+    w.send(m, "SDP_OFFER", recipient="bad id!", cid="corr-3")
+    assert m.handle.frames()[-1]["statusResponse"]["correlationId"] == "corr-3"
+
+
+def test_retention_in_order_replacement_and_expiry():
+    w = World()
+    v1 = w.connect("v1", ttl=10)
+    w.send(v1, "SDP_OFFER", "b2xk")
+    w.send(v1, "ICE_CANDIDATE", "aWNlMQ==")
+    w.send(v1, "SDP_OFFER", "bmV3")  # replaces the older undelivered offer
+    w.send(v1, "ICE_CANDIDATE", "aWNlMg==")
+    w.now += 5
+    m = w.connect(ttl=10)
+    assert [(f["messageType"], f["messagePayload"]) for f in m.handle.frames()] == [
+        ("ICE_CANDIDATE", "aWNlMQ=="), ("SDP_OFFER", "bmV3"), ("ICE_CANDIDATE", "aWNlMg==")]
+    w.run(w.router.disconnect(m, w.now))
+    w.send(v1, "SDP_OFFER", "bGF0ZQ==")
+    w.tick(10.5)  # past the TTL: dropped
+    m2 = w.connect(ttl=10)
+    assert m2.handle.sent == []
+
+
+def test_offers_from_different_senders_are_both_kept():
+    w = World()
+    a, b = w.connect("a"), w.connect("b")
+    w.send(a, "SDP_OFFER", "YQ==")
+    w.send(b, "SDP_OFFER", "Yg==")
+    m = w.connect()
+    assert [f["senderClientId"] for f in m.handle.frames()] == ["a", "b"]
+
+
+def test_master_to_offline_viewer_is_retained():
+    w = World()
+    m = w.connect()
+    w.send(m, "SDP_OFFER", "eA==", recipient="later")
+    v = w.connect("later")
+    assert v.handle.frames() == [{"messagePayload": "eA==", "messageType": "SDP_OFFER"}]
+
+
+def test_ttl_change_applies_to_messages_sent_after_it():
+    w = World()
+    v = w.connect("v", ttl=60)
+    w.send(v, "ICE_CANDIDATE", "b2xk")
+    w.ctl(CTL_TTL, "5")
+    w.send(v, "ICE_CANDIDATE", "bmV3")
+    w.tick(10)
+    assert [e.frame for e in w.router.retained(ARN, "")] == [frames.message("ICE_CANDIDATE", "b2xk", "v")]
+
+
+def test_newest_master_wins_older_gets_go_away_and_close():
+    w = World()
+    m1 = w.connect()
+    m2 = w.connect()
+    assert m1.handle.frames() == [{"messageType": "GO_AWAY"}]
+    assert m1.handle.closed is not None
+    v = w.connect("v")
+    w.send(v, "SDP_OFFER")
+    assert len(m2.handle.sent) == 1 and len(m1.handle.sent) == 1
+    w.run(w.router.disconnect(m1, w.now))  # the old socket going away changes nothing
+    w.send(v, "SDP_OFFER")
+    assert len(m2.handle.sent) == 2
+
+
+def test_viewer_reconnect_replaces_and_does_not_count_twice():
+    w = World(max_viewers_per_channel=2, connects_per_second_per_channel=None)
+    w.connect("a")
+    a2 = w.connect("a")
+    w.connect("b")
+    with pytest.raises(Refused) as exc:
+        w.connect("c")
+    assert exc.value.code == "ClientLimitExceededException"
+    m = w.connect()
+    w.send(m, "SDP_ANSWER", recipient="a")
+    assert len(a2.handle.sent) == 1
+
+
+def test_virtual_viewers_do_not_count_against_the_viewer_quota():
+    w = World(max_viewers_per_channel=1, connects_per_second_per_channel=None)
+    w.connect("alexa", virtual=True)
+    w.connect("real")
+    with pytest.raises(Refused):
+        w.connect("another")
+
+
+def test_connect_rate_per_channel():
+    w = World(connects_per_second_per_channel=3)
+    for i in range(3):
+        w.connect(f"v{i}")
+    with pytest.raises(Refused):
+        w.connect("v3")
+    w.now += 1
+    w.connect("v3")
+
+
+def test_message_rates_per_connection():
+    w = World(sdp_messages_per_second=5, ice_messages_per_second=20)
+    m, v = w.connect(), w.connect("v")
+    for i in range(5):
+        w.send(v, "SDP_OFFER", cid=f"s{i}")
+    w.send(v, "SDP_OFFER", cid="s5")
+    assert v.handle.frames()[-1]["statusResponse"]["errorType"] == "ClientLimitExceededException"
+    for i in range(20):
+        w.send(v, "ICE_CANDIDATE", cid=f"i{i}")
+    w.send(v, "ICE_CANDIDATE", cid="i20")
+    assert [f["statusResponse"]["correlationId"] for f in v.handle.frames()] == ["s5", "i20"]
+    assert len(m.handle.sent) == 25
+    w.now += 1
+    w.send(v, "SDP_OFFER")
+    assert len(m.handle.sent) == 26
+
+
+def test_payload_limit_accepts_real_large_payloads_and_refuses_more():
+    w = World()
+    m, v = w.connect(), w.connect("v")
+    import base64
+    w.send(v, "SDP_OFFER", base64.b64encode(b"x" * 10_000).decode(), cid="ok")
+    assert len(m.handle.sent) == 1
+    w.send(v, "SDP_OFFER", "A" * 14_000, cid="big")
+    assert v.handle.frames()[-1]["statusResponse"]["correlationId"] == "big"
+    assert len(m.handle.sent) == 1
+
+
+def test_malformed_frames_close_the_socket():
+    w = World()
+    v = w.connect("v")
+    w.send(v, "", raw="{not json")
+    assert v.handle.closed[0] == 1007
+    v2 = w.connect("v2")
+    w.send(v2, "", raw="[1,2]")
+    assert v2.handle.closed[0] == 1007
+
+
+def test_idle_timeout_and_max_duration_send_go_away_then_close():
+    w = World(idle_timeout_seconds=10, max_connection_seconds=30, go_away_grace_seconds=2)
+    m, v = w.connect(), w.connect("v")
+    keep_v_busy = lambda: w.send(v, "NOT_AN_ACTION")  # activity of v alone (nothing reaches m)
+    w.tick(7)
+    keep_v_busy()
+    w.tick(0.9)
+    assert m.handle.sent == []
+    w.tick(0.2)  # m idle 8.1 s: within the 2 s grace of the 10 s timeout
+    assert m.handle.sent == [frames.GO_AWAY_FRAME] and m.handle.closed is None
+    w.tick(2)
+    assert m.handle.closed == (1001, "idle timeout")
+    while w.now < 1000 + 27.5:
+        keep_v_busy()
+        w.tick(0.5)
+    assert v.handle.sent == [] and v.handle.closed is None
+    keep_v_busy()
+    w.tick(1)  # 28.5 s: GO_AWAY before the 30 s maximum
+    assert v.handle.sent == [frames.GO_AWAY_FRAME] and v.handle.closed is None
+    keep_v_busy()
+    w.tick(1.6)
+    assert v.handle.closed == (1001, "maximum connection duration reached")
+
+
+def test_channel_delete_go_away_close_and_refuse_later_connects():
+    w = World()
+    m, v = w.connect(), w.connect("v")
+    w.ctl(CTL_DELETE)
+    for c in (m, v):
+        assert c.handle.frames() == [{"messageType": "GO_AWAY"}]
+        assert c.handle.closed[0] == 1001
+    assert ARN not in w.router.channels
+    with pytest.raises(Refused) as exc:
+        w.connect("x")
+    assert exc.value.status == 404
+
+
+def test_admin_go_away_closes_after_grace_and_reconnect_ice_server_does_not_close():
+    w = World(go_away_grace_seconds=3)
+    m, v = w.connect(), w.connect("v")
+    w.ctl(CTL_RECONNECT_ICE)
+    assert v.handle.frames() == [{"messageType": "RECONNECT_ICE_SERVER"}]
+    w.ctl(CTL_GO_AWAY)
+    assert m.handle.frames()[-1] == {"messageType": "GO_AWAY"}
+    w.tick(1)
+    assert m.handle.closed is None
+    w.tick(2.5)
+    assert m.handle.closed is not None and v.handle.closed is not None
+
+
+def test_channel_state_is_forgotten_when_unused():
+    w = World()
+    v = w.connect("v", ttl=5)
+    w.send(v, "SDP_OFFER")
+    w.run(w.router.disconnect(v, w.now))
+    assert ARN in w.router.channels  # the retained offer keeps it
+    w.tick(6)
+    assert ARN not in w.router.channels
+
+
+def test_envelopes_round_trip_the_bus_wire_form():
+    from signalite.bus.base import decode, encode
+
+    env = Envelope("msg", "", "SDP_OFFER", "v1", frames.message("SDP_OFFER", "eA==", "v1"), 123.5)
+    assert decode(encode(env)) == env
+
+
+def test_client_id_rules():
+    assert frames.valid_client_id("viewer-1_a.b")
+    assert not frames.valid_client_id("aws_x") and not frames.valid_client_id("AWS_DEFAULT")
+    assert not frames.valid_client_id("") and not frames.valid_client_id("x" * 257)
+    assert not frames.valid_client_id("bad id")
