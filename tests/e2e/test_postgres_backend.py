@@ -1,0 +1,202 @@
+"""The real server on the cluster store: ``signalite serve --store postgresql://…`` driven by boto3.
+
+Each test gets its own PostgreSQL schema (``?schema=…``, dropped at the end of the session); the
+PostgreSQL tests are skipped, with the reason, only when no PostgreSQL server is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from signalite.store.postgres import parse_url
+from tests.integration.pg import (  # noqa: F401 - fixtures
+    POSTGRES_URL, execute, postgres_proxy, postgres_schemas, postgres_url, with_port)
+from tests.support.server import ACCOUNT, Server, free_port
+
+
+def ready(server: Server) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"{server.http_url}/ready", timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def rows_in_postgres(store_url: str) -> list[str]:
+    schema = parse_url(store_url)[1]
+    result = execute(POSTGRES_URL, f'SELECT name FROM "{schema}".signalite_resources ORDER BY name')[0]
+    return [r["name"] for r in result]  # type: ignore[union-attr]
+
+
+def test_channel_lifecycle_on_postgres(make_server, postgres_url, name):
+    server = make_server("--store", postgres_url)
+    kv = server.boto()
+    arn = kv.create_signaling_channel(
+        ChannelName=name, SingleMasterConfiguration={"MessageTtlSeconds": 30},
+        Tags=[{"Key": "team", "Value": "video"}])["ChannelARN"]
+    assert arn.startswith(f"arn:aws:kinesisvideo:us-west-2:{ACCOUNT}:channel/{name}/")
+    other = kv.create_signaling_channel(ChannelName=name + "_b")["ChannelARN"]
+    with pytest.raises(kv.exceptions.ResourceInUseException):
+        kv.create_signaling_channel(ChannelName=name)
+
+    # The records live in PostgreSQL, and nowhere else.
+    assert rows_in_postgres(postgres_url) == [name, name + "_b"]
+    assert not (server.data_dir / "signalite.db").exists()
+
+    info = kv.describe_signaling_channel(ChannelName=name)["ChannelInfo"]
+    assert (info["ChannelARN"], info["ChannelStatus"]) == (arn, "ACTIVE")
+    assert info["SingleMasterConfiguration"] == {"MessageTtlSeconds": 30}
+    assert kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"] == info
+
+    listed = kv.list_signaling_channels(
+        ChannelNameCondition={"ComparisonOperator": "BEGINS_WITH", "ComparisonValue": name})["ChannelInfoList"]
+    assert [c["ChannelName"] for c in listed] == [name, name + "_b"]
+    page1 = kv.list_signaling_channels(
+        MaxResults=1, ChannelNameCondition={"ComparisonOperator": "BEGINS_WITH", "ComparisonValue": name})
+    page2 = kv.list_signaling_channels(
+        MaxResults=1, NextToken=page1["NextToken"],
+        ChannelNameCondition={"ComparisonOperator": "BEGINS_WITH", "ComparisonValue": name})
+    assert [c["ChannelName"] for c in page1["ChannelInfoList"] + page2["ChannelInfoList"]] == [name, name + "_b"]
+
+    kv.update_signaling_channel(ChannelARN=arn, CurrentVersion=info["Version"],
+                                SingleMasterConfiguration={"MessageTtlSeconds": 90})
+    updated = kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]
+    assert updated["SingleMasterConfiguration"] == {"MessageTtlSeconds": 90}
+    assert updated["Version"] != info["Version"]
+    with pytest.raises(kv.exceptions.VersionMismatchException):
+        kv.update_signaling_channel(ChannelARN=arn, CurrentVersion=info["Version"],
+                                    SingleMasterConfiguration={"MessageTtlSeconds": 10})
+    with pytest.raises(kv.exceptions.VersionMismatchException):
+        kv.delete_signaling_channel(ChannelARN=arn, CurrentVersion=info["Version"])
+    assert kv.list_tags_for_resource(ResourceARN=arn)["Tags"] == {"team": "video"}
+
+    kv.delete_signaling_channel(ChannelARN=arn, CurrentVersion=updated["Version"])
+    kv.delete_signaling_channel(ChannelARN=other)
+    with pytest.raises(kv.exceptions.ResourceNotFoundException):
+        kv.describe_signaling_channel(ChannelARN=arn)
+    assert rows_in_postgres(postgres_url) == []
+
+
+def test_channels_survive_a_restart(make_server, postgres_url, name):
+    server = make_server("--store", postgres_url)
+    arn = server.boto().create_signaling_channel(ChannelName=name)["ChannelARN"]
+    server.restart()
+    info = server.boto().describe_signaling_channel(ChannelName=name)["ChannelInfo"]
+    assert info["ChannelARN"] == arn
+
+
+def test_two_nodes_on_one_database_share_channels(make_server, postgres_url, name):
+    a = make_server("--store", postgres_url)
+    b = make_server("--store", postgres_url)
+    kv_a, kv_b = a.boto(), b.boto()
+    arn = kv_a.create_signaling_channel(ChannelName=name)["ChannelARN"]
+
+    info = kv_b.describe_signaling_channel(ChannelName=name)["ChannelInfo"]
+    assert info["ChannelARN"] == arn
+    assert [c["ChannelName"] for c in kv_b.list_signaling_channels()["ChannelInfoList"]] == [name]
+    with pytest.raises(kv_b.exceptions.ResourceInUseException):
+        kv_b.create_signaling_channel(ChannelName=name)
+
+    kv_b.update_signaling_channel(ChannelARN=arn, CurrentVersion=info["Version"],
+                                  SingleMasterConfiguration={"MessageTtlSeconds": 120})
+    seen_by_a = kv_a.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]
+    assert seen_by_a["SingleMasterConfiguration"] == {"MessageTtlSeconds": 120}
+    with pytest.raises(kv_a.exceptions.VersionMismatchException):  # a's old version is stale now
+        kv_a.update_signaling_channel(ChannelARN=arn, CurrentVersion=info["Version"],
+                                      SingleMasterConfiguration={"MessageTtlSeconds": 5})
+
+    kv_a.delete_signaling_channel(ChannelARN=arn)
+    with pytest.raises(kv_b.exceptions.ResourceNotFoundException):
+        kv_b.describe_signaling_channel(ChannelARN=arn)
+
+
+def test_concurrent_creates_of_one_name_on_two_nodes_exactly_one_wins(make_server, postgres_url, name):
+    nodes = [make_server("--store", postgres_url), make_server("--store", postgres_url)]
+    clients = [n.boto() for n in nodes for _ in range(4)]
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(clients))
+
+    def create(kv) -> None:
+        start.wait()
+        try:
+            kv.create_signaling_channel(ChannelName=name)
+            result = "created"
+        except kv.exceptions.ResourceInUseException:
+            result = "in use"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=create, args=(kv,)) for kv in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["created"] + ["in use"] * (len(clients) - 1)
+    assert rows_in_postgres(postgres_url) == [name]
+
+
+def test_ready_reports_the_store(make_server, postgres_url):
+    server = make_server("--store", postgres_url)
+    status, body = ready(server)
+    assert status == 200
+    assert body["status"] == "ready" and body["store"] == "ok"
+
+
+def test_serve_fails_fast_with_a_clear_message_when_postgres_is_unreachable(tmp_path, postgres_schemas):
+    closed = with_port("postgresql://signalite:hunter2@127.0.0.1/signalite", free_port())
+    server = Server(data_dir=tmp_path / "srv", port=free_port(), http_port=free_port(), args=["--store", closed])
+    with pytest.raises(RuntimeError, match="server exited with 1"):
+        server.start()
+    log = server.log()
+    assert "signalite: cannot connect to the PostgreSQL store postgresql://signalite:***@127.0.0.1:" in log
+    assert "Connection refused" in log or "ConnectionRefusedError" in log
+    assert "hunter2" not in log
+    assert "Traceback" not in log
+
+
+def _wait_ready(server: Server, attempts: int = 50) -> tuple[int, dict]:
+    """Readiness after the database is back: the pool reconnects on the next use."""
+    for _ in range(attempts):
+        status, body = ready(server)
+        if status == 200:
+            return status, body
+        threading.Event().wait(0.1)
+    return ready(server)
+
+
+def test_ready_answers_503_while_postgres_is_unreachable_and_recovers(make_server, postgres_url, postgres_proxy, name):
+    server = make_server("--store", with_port(postgres_url, postgres_proxy.port))
+    kv = server.boto()
+    kv.create_signaling_channel(ChannelName=name)
+    assert ready(server)[0] == 200
+
+    postgres_proxy.stop()  # the database goes away: every connection cut, new ones refused
+    status, body = ready(server)
+    assert status == 503
+    assert body["status"] == "not ready" and body["store"].startswith("error: PostgreSQL unreachable")
+    with pytest.raises(kv.exceptions.ClientError) as info:  # operations fail in the AWS form, not hang
+        kv.describe_signaling_channel(ChannelName=name)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] >= 500
+
+    postgres_proxy.start()
+    assert _wait_ready(server)[0] == 200
+    assert kv.describe_signaling_channel(ChannelName=name)["ChannelInfo"]["ChannelName"] == name
+
+
+def test_ready_answers_503_rather_than_hanging_when_postgres_stops_answering(make_server, postgres_url, postgres_proxy):
+    server = make_server("--store", with_port(postgres_url, postgres_proxy.port))
+    assert ready(server)[0] == 200
+    postgres_proxy.freeze()  # connections stay open, nothing comes back
+    try:
+        status, body = ready(server)
+        assert status == 503
+        assert body["store"].startswith("error: PostgreSQL unreachable")
+    finally:
+        postgres_proxy.thaw()
+    assert _wait_ready(server)[0] == 200
