@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,7 @@ class Coturn:
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: bool = field(default=False, repr=False)
     restarts: int = 0
+    _log_offset: int = field(default=0, repr=False)
 
     @property
     def log_path(self) -> Path:
@@ -130,6 +132,7 @@ class Coturn:
     async def _spawn(self) -> None:
         config = self.write_config()
         logfile = open(self.log_path, "ab")
+        self._log_offset = logfile.tell()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 self.binary, "-c", str(config),
@@ -139,16 +142,38 @@ class Coturn:
         finally:
             logfile.close()
 
+    def check_port_free(self) -> None:
+        """coturn retries a busy port forever instead of exiting; find out before starting it."""
+        host = self.listen_host or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for kind, label in ((socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")):
+            with socket.socket(family, kind) as s:
+                try:
+                    s.bind((host, self.port))
+                except OSError as exc:
+                    raise CoturnUnavailable(f"coturn cannot listen on {label} {host}:{self.port}: {exc.strerror}; "
+                                            "choose another --turn-port") from None
+
     async def _wait_ready(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             if self._proc is not None and self._proc.returncode is not None:
                 raise CoturnUnavailable(f"coturn exited with status {self._proc.returncode} at start:\n{self.log_tail()}")
+            if "Cannot bind" in self._log_since_spawn():
+                raise CoturnUnavailable(f"coturn cannot bind port {self.port}:\n{self.log_tail()}")
             if await binding_request(self.probe_host, self.port, timeout=0.2) is not None:
                 return
         raise CoturnUnavailable(f"coturn did not answer STUN on port {self.port} within {timeout:.0f} s:\n"
                                 f"{self.log_tail()}")
+
+    def _log_since_spawn(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -157,6 +182,7 @@ class Coturn:
             return "(no coturn log)"
 
     async def start(self, timeout: float = 10.0) -> None:
+        self.check_port_free()
         await self._spawn()
         try:
             await self._wait_ready(timeout)
