@@ -32,6 +32,44 @@ from ..controlplane.common import find
 from ..services import OpContext
 
 MAX_WAIT_SECONDS = 30.0
+CHANNEL_TPS = 5.0
+ACCOUNT_TPS = 100.0
+"""AWS quotas of SendAlexaOfferToMaster (per channel, per account and region); ``--quotas aws``
+only, counted per node."""
+
+
+class _Bucket:
+    __slots__ = ("rate", "tokens", "stamp")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate, self.tokens, self.stamp = rate, rate, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def check_rate(ctx: OpContext, arn: str) -> None:
+    if ctx.settings.quotas_profile != "aws":
+        return
+    buckets: dict[str, _Bucket] = ctx.services.extras.setdefault("alexa_buckets", {})
+    now = asyncio.get_running_loop().time()
+    if len(buckets) > 10_000:  # forget idle channels
+        for key in [k for k, b in buckets.items() if now - b.stamp > 60]:
+            del buckets[key]
+    for key, rate, what in ((f"account:{ctx.account}:{ctx.region}", ACCOUNT_TPS, "this account and region"),
+                            (f"channel:{arn}", CHANNEL_TPS, "this channel")):
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = _Bucket(rate, now)
+        if not bucket.take(now):
+            raise ServiceError("ClientLimitExceededException",
+                               f"SendAlexaOfferToMaster is limited to {rate:g} calls per second for {what}; "
+                               "try again later.")
 
 
 def answer_wait(ttl_seconds: int) -> float:
@@ -54,7 +92,11 @@ async def send_alexa_offer_to_master(ctx: OpContext, p: dict[str, Any]) -> dict[
     wait = answer_wait(message_ttl(channel))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    peer = await hub.open_virtual_viewer(channel.arn, sender)
+    check_rate(ctx, channel.arn)
+    try:
+        peer = await hub.open_virtual_viewer(channel.arn, sender)
+    except LookupError:  # deleted between the lookup and the connect
+        raise ServiceError("ResourceNotFoundException", "The requested channel is not found or not active.") from None
     try:
         await peer.send("SDP_OFFER", p["MessagePayload"])
         while True:
