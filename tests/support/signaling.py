@@ -6,7 +6,9 @@ import asyncio
 import base64
 import json
 import ssl
+from datetime import datetime
 from typing import Any
+from unittest import mock
 from urllib.parse import urlencode
 
 import websockets
@@ -19,14 +21,21 @@ from .server import ACCESS_KEY, REGION, SECRET_KEY, Server
 
 def presign(server: Server, arn: str, client_id: str | None = None, *, region: str = REGION,
             access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, token: str | None = None,
-            expires: int = 299, extra: dict[str, str] | None = None, base: str | None = None) -> str:
+            expires: int = 299, extra: dict[str, str] | None = None, base: str | None = None,
+            at: datetime | None = None) -> str:
+    """A presigned WSS URL from botocore's own signer; ``at`` signs as if the client clock said so."""
     params: dict[str, str] = {"X-Amz-ChannelARN": arn}
     if client_id is not None:
         params["X-Amz-ClientId"] = client_id
     if extra:
         params.update(extra)
     req = AWSRequest(method="GET", url=(base or server.url) + "/?" + urlencode(params))
-    SigV4QueryAuth(Credentials(access_key, secret_key, token), "kinesisvideo", region, expires=expires).add_auth(req)
+    signer = SigV4QueryAuth(Credentials(access_key, secret_key, token), "kinesisvideo", region, expires=expires)
+    if at is None:
+        signer.add_auth(req)
+    else:
+        with mock.patch("botocore.auth.get_current_datetime", lambda: at.replace(tzinfo=None)):
+            signer.add_auth(req)
     return req.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
 
 
@@ -82,7 +91,7 @@ class Peer:
                     pass
         except websockets.ConnectionClosed:
             pass
-        rcvd = self.ws.close_rcvd
+        rcvd = self.ws.protocol.close_rcvd
         return (rcvd.code, rcvd.reason) if rcvd else (None, "")
 
     async def close(self) -> None:
@@ -92,7 +101,7 @@ class Peer:
 async def connect(server: Server, arn: str, client_id: str | None = None, **kw: Any) -> Peer:
     subprotocols = kw.pop("subprotocols", None)
     url = presign(server, arn, client_id, **kw)
-    ws = await websockets.connect(url, ssl=ssl_ctx(server), subprotocols=subprotocols, max_size=None,
+    ws = await websockets.connect(url, ssl=ssl_ctx(server), subprotocols=subprotocols, max_size=None, max_queue=None,
                                   open_timeout=10, ping_interval=None)
     return Peer(ws, client_id)
 
