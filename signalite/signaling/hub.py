@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
+from ..admin import ADMIN_PATH
 from ..aws.sigv4 import AuthError, SigV4Verifier
 from ..bus.base import Bus, Envelope
 from ..controlplane.channels import message_ttl
@@ -29,7 +30,6 @@ from .session import Session
 
 log = logging.getLogger("signalite.signaling")
 
-from ..admin import ADMIN_PATH  # noqa: E402  (one definition, shared with the CLI)
 NOT_FOUND = "The requested channel is not found or not active."
 
 
@@ -175,6 +175,8 @@ class Hub:
     # --- channel events (called by the control plane and the admin API) ----------------------
     def _control(self, arn: str, verb: str, argument: str = "") -> None:
         if verb == CTL_DELETE:
+            if len(self.router.deleted) > 100_000:  # only guards handshakes racing a delete
+                self.router.deleted.clear()
             self.router.deleted.add(arn)  # refuse late connects even if no socket of it is here
         self.bus.publish(arn, control_envelope(verb, argument))
 
@@ -257,6 +259,7 @@ class Hub:
             self.run(self.router.disconnect(conn, self.clock()))
             raise
         session.attach(ws, request.transport)
+        del url, query, principal, resource, offered  # only the socket's state stays for its lifetime
         try:
             if actions:
                 self.run(actions)
