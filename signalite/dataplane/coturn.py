@@ -12,12 +12,15 @@ its log.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import ipaddress
 import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,14 @@ REALM = "signalite"
 BINARY = "turnserver"
 INSTALL_HINT = ("install coturn (Debian/Ubuntu: apt-get install coturn), or point Signalite at an "
                 "existing TURN server with --turn-uri and --turn-secret")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: coturn gets SIGTERM when Signalite dies, even by SIGKILL, so no orphan keeps the port."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class CoturnUnavailable(RuntimeError):
@@ -138,6 +149,7 @@ class Coturn:
                 self.binary, "-c", str(config),
                 stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         finally:
             logfile.close()

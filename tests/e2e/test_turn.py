@@ -162,6 +162,18 @@ async def test_serve_turn_runs_and_supervises_coturn(make_server, tmp_path, name
     assert not _alive(last)
 
 
+def test_coturn_does_not_outlive_a_killed_signalite(make_server, tmp_path):
+    data_dir = tmp_path / "killed"
+    srv = make_server("--turn", "--turn-port", str(free_port()), data_dir=data_dir)
+    pid = _coturn_pid(data_dir)
+    assert _alive(pid)
+    srv.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(pid):
+        assert time.monotonic() < deadline, "coturn outlived its Signalite"
+        time.sleep(0.05)
+
+
 async def test_serve_turn_with_given_secret(make_server, name):
     port = free_port()
     srv = make_server("--turn", "--turn-port", str(port), env={"SIGNALITE_TURN_SECRET": "given-secret"})
