@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator
 
 from . import alexa, ice
@@ -25,6 +26,15 @@ MODULES: list = [ice, alexa]
 
 def _uri_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _tls_files(settings: "Settings") -> tuple[Path, Path] | None:
+    """The HTTPS certificate and key, which coturn reuses for turns: (same host name)."""
+    if settings.tls_cert and settings.tls_key:
+        pair = (settings.tls_cert, settings.tls_key)
+    else:
+        pair = (settings.data_dir / "tls" / "server.pem", settings.data_dir / "tls" / "server.key")
+    return (pair[0].resolve(), pair[1].resolve()) if pair[0].exists() and pair[1].exists() else None
 
 
 def check_ice_settings(settings: "Settings") -> None:
@@ -59,15 +69,19 @@ def setup(app: "web.Application", services: "Services") -> None:
                 assert binary is not None  # checked above
                 directory = settings.data_dir / "turn"
                 secret = settings.turn_secret or load_or_create_secret(directory)
-                coturn = Coturn(binary, directory, secret, settings.host, settings.turn_port)
+                tls = _tls_files(settings)
+                coturn = Coturn(binary, directory, secret, settings.host, settings.turn_port, tls=tls)
                 try:
                     await coturn.start()
                 except CoturnUnavailable as exc:
                     coturn = None
                     raise SystemExit(f"signalite: --turn: {exc}") from None
                 host = _uri_host(settings.advertised_host)
-                groups += group_uris([f"turn:{host}:{settings.turn_port}?transport=udp",
-                                      f"turn:{host}:{settings.turn_port}?transport=tcp"], secret)
+                base = f"{host}:{settings.turn_port}"
+                uris = [f"turn:{base}?transport=udp", f"turn:{base}?transport=tcp"]
+                if tls:  # AWS's three (turn udp, turns udp, turns tcp) plus plain TCP
+                    uris = [uris[0], f"turns:{base}?transport=udp", f"turns:{base}?transport=tcp", uris[1]]
+                groups += group_uris(uris, secret)
                 services.extras["coturn"] = coturn
             groups += group_uris(settings.turn_uris, settings.turn_secret)
             if len(groups) > MAX_SERVERS:

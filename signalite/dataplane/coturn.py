@@ -90,6 +90,8 @@ class Coturn:
     listen_host: str
     port: int
     relay_ports: tuple[int, int] | None = None
+    tls: tuple[Path, Path] | None = None
+    """(certificate chain, private key): coturn then also speaks TLS and DTLS on ``port``."""
     realm: str = REALM
     _proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
     _supervisor: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -112,8 +114,6 @@ class Coturn:
             f"static-auth-secret={self.secret}",
             f"realm={self.realm}",
             "fingerprint",
-            "no-tls",
-            "no-dtls",
             "no-cli",
             "no-multicast-peers",
             "simple-log",
@@ -121,6 +121,11 @@ class Coturn:
             f"userdb={self.directory / 'turndb'}",
             f"pidfile={self.directory / 'turnserver.pid'}",
         ]
+        if self.tls:
+            # coturn tells TLS/DTLS from plain TURN on the same port, as AWS serves turn: and turns: on 443
+            lines += [f"cert={self.tls[0]}", f"pkey={self.tls[1]}", "no-tlsv1", "no-tlsv1_1"]
+        else:
+            lines += ["no-tls", "no-dtls"]
         if self.listen_host not in ("", "0.0.0.0", "::"):
             lines += [f"listening-ip={self.listen_host}", f"relay-ip={self.listen_host}"]
         if _is_loopback(self.listen_host):

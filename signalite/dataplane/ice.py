@@ -2,8 +2,11 @@
 
 Where the servers come from, in this order (at most 5 entries, 1..4 URIs each, never empty):
 
-1. ``--turn``: a coturn started and supervised by Signalite (``turn:<host>:<turn-port>`` over UDP
-   and TCP), with ``--turn-secret`` or a generated secret;
+1. ``--turn``: a coturn started and supervised by Signalite on ``--turn-port``, with
+   ``--turn-secret`` or a generated secret. It reuses the HTTPS certificate, so one entry carries
+   AWS's three URI forms ``turn:…?transport=udp``, ``turns:…?transport=udp``,
+   ``turns:…?transport=tcp`` plus ``turn:…?transport=tcp``, all on that one port (coturn tells
+   TLS/DTLS from plain TURN);
 2. ``--turn-uri`` (comma-separated) with ``--turn-secret``: external TURN servers in coturn's
    ``use-auth-secret`` mode, grouped into one entry per host;
 3. neither: the embedded STUN responder, returned as ``stun:<host>:<stun-port>`` with no

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -41,15 +42,16 @@ class Received(asyncio.DatagramProtocol):
         self.queue.put_nowait((data, addr))
 
 
-async def allocate(uri: str, username: str, password: str):
+async def allocate(uri: str, username: str, password: str, ca: str | None = None):
     server_addr, transport = turn_target(uri)
-    return await turn.create_turn_endpoint(Received, server_addr, username, password, transport=transport)
+    tls = ssl.create_default_context(cafile=ca) if uri.startswith("turns:") else None
+    return await turn.create_turn_endpoint(Received, server_addr, username, password, transport=transport, ssl=tls)
 
 
-async def relay_roundtrip(uri: str, username: str, password: str) -> None:
+async def relay_roundtrip(uri: str, username: str, password: str, ca: str | None = None) -> None:
     """Allocate, then send through the relay to a plain UDP peer on loopback and back."""
     loop = asyncio.get_running_loop()
-    relay, client = await allocate(uri, username, password)
+    relay, client = await allocate(uri, username, password, ca)
     peer_transport, peer = await loop.create_datagram_endpoint(Received, local_addr=("127.0.0.1", 0))
     try:
         relayed = relay.get_extra_info("sockname")
@@ -128,9 +130,14 @@ async def test_serve_turn_runs_and_supervises_coturn(make_server, tmp_path, name
     port = free_port()
     srv = make_server("--turn", "--turn-port", str(port), data_dir=data_dir)
     (entry,) = ice_servers(srv, name, ClientId="master-1")
-    assert entry["Uris"] == [f"turn:127.0.0.1:{port}?transport=udp", f"turn:127.0.0.1:{port}?transport=tcp"]
+    # AWS's three forms (turn udp, turns udp, turns tcp) plus plain TCP; coturn reuses the HTTPS
+    # certificate for turns: on the same port
+    base = f"127.0.0.1:{port}"
+    assert entry["Uris"] == [f"turn:{base}?transport=udp", f"turns:{base}?transport=udp",
+                             f"turns:{base}?transport=tcp", f"turn:{base}?transport=tcp"]
     for uri in entry["Uris"]:
-        await relay_roundtrip(uri, entry["Username"], entry["Password"])
+        if uri != f"turns:{base}?transport=udp":  # DTLS: aioice has no client for it
+            await relay_roundtrip(uri, entry["Username"], entry["Password"], ca=srv.ca)
 
     # the generated secret is private and persisted; the secret never appears on coturn's command line
     secret_file = data_dir / "turn" / "secret"
@@ -156,7 +163,7 @@ async def test_serve_turn_runs_and_supervises_coturn(make_server, tmp_path, name
     # restarting Signalite keeps the secret, so earlier credentials stay valid; stopping it stops coturn
     srv.restart()
     assert secret_file.read_text().strip() == secret
-    assert await refused(entry["Uris"][1], entry["Username"], entry["Password"]) is None
+    assert await refused(entry["Uris"][3], entry["Username"], entry["Password"]) is None
     last = _coturn_pid(data_dir)
     srv.stop()
     assert not _alive(last)
