@@ -28,6 +28,18 @@ def test_relay_only_data_channel_through_coturn_in_netns():
     assert "RELAY DATA CHANNEL OK" in result.output, str(result)
 
 
+@pytest.mark.netns
+@needs_netns
+def test_netns_helper_gives_a_lo_only_namespace():
+    """The helper other WebRTC tests rely on: only ``lo``, up, and 127.0.0.1 reachable inside."""
+    script = ("import os, socket; print(sorted(n for _, n in socket.if_nameindex()));"
+              "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); c = socket.create_connection(s.getsockname());"
+              "print('loopback ok', os.environ['SIGNALITE_TEST_NETNS'])")
+    result = run_python_in_netns("-c", script)
+    assert result.ok, str(result)
+    assert result.output.splitlines() == ["['lo']", "loopback ok 1"], str(result)
+
+
 # --------------------------------------------------------------------------------------------
 # Everything below runs inside the namespace.
 
