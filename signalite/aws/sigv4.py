@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, quote
@@ -78,14 +79,24 @@ def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{k}={v}" for k, v in encoded)
 
 
+@lru_cache(maxsize=1024)
 def canonical_uri(raw_path: str) -> str:
     """Non-S3 services sign the already-encoded path encoded once more (botocore and JS v3 agree)."""
     return quote(raw_path or "/", safe="/~")
 
 
+_AMZ_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
+
+
+@lru_cache(maxsize=256)
 def _parse_amz_date(value: str) -> datetime:
+    """``20261126T083942Z`` as an aware datetime. Cached: every client signs with the current
+    second, so a busy server sees the same few values over and over (strptime is slow)."""
+    m = _AMZ_DATE.match(value)
     try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        if m is None:
+            raise ValueError(value)
+        return datetime(*map(int, m.groups()), tzinfo=timezone.utc)  # type: ignore[misc]
     except ValueError:
         raise AuthError(
             "IncompleteSignatureException",
@@ -192,7 +203,7 @@ class SigV4Verifier:
         creq = "\n".join([
             method.upper(),
             canonical_uri(raw_path),
-            canonical_query(parse_qsl(query, keep_blank_values=True)),
+            canonical_query(parse_qsl(query, keep_blank_values=True)) if query else "",
             "".join(lines),
             ";".join(signed),
             payload_hash,
@@ -284,7 +295,7 @@ class SigV4Verifier:
                 self._key_cache.clear()
             kbytes = self._key_cache[cache_key] = signing_key(key.secret, cred.date, cred.region, cred.service)
         sts = "\n".join([ALGORITHM, amz_date, cred.scope, hashlib.sha256(creq.encode("utf-8")).hexdigest()])
-        expected = hmac.new(kbytes, sts.encode("utf-8"), hashlib.sha256).hexdigest()
+        expected = hmac.digest(kbytes, sts.encode("utf-8"), "sha256").hex()  # one-shot C path
         if not hmac.compare_digest(expected, given.lower()):
             raise AuthError(
                 "InvalidSignatureException",

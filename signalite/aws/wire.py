@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 import botocore.session
 import regex
@@ -30,14 +30,6 @@ ERROR_TYPE_NAMESPACE = {
     "kinesis-video-signaling": "http://internal.amazon.com/coral/com.amazonaws.kinesis.video.signaling.v20191204/",
     "kinesis-video-webrtc-storage": "http://internal.amazon.com/coral/com.amazonaws.kinesis.video.webrtc.storage.v20180510/",
 }
-_JSON_TYPES = {
-    "string": (str,),
-    "boolean": (bool,),
-    "list": (list,),
-    "map": (dict,),
-    "structure": (dict,),
-    "blob": (str,),
-}
 
 
 @lru_cache(maxsize=None)
@@ -45,6 +37,7 @@ def _compile(pattern: str) -> "regex.Pattern[str]":
     return regex.compile(pattern)
 
 
+@lru_cache(maxsize=None)
 def _camel(name: str) -> str:
     """Coral names members lowerCamelCase in validation messages (``channelName``)."""
     return name[:1].lower() + name[1:]
@@ -56,13 +49,26 @@ def _show(value: Any) -> str:
     return str(value)[:200]
 
 
+Path = "tuple[Any, str] | None"
+"""Where a value sits, as ``(parent path, segment)`` links: rendered (``tags.2.member.key``) only
+when a problem is reported, so valid requests never build path strings."""
+
+
+def _render(path: Any) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, segment = path
+        parts.append(segment)
+    return ".".join(reversed(parts))
+
+
 @dataclass
 class _Problems:
     items: list[str]
 
-    def add(self, value: Any, path: str, constraint: str) -> None:
+    def add(self, value: Any, path: Any, constraint: str) -> None:
         shown = "null" if value is None else f"'{_show(value)}'"
-        self.items.append(f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
+        self.items.append(f"Value {shown} at '{_render(path)}' failed to satisfy constraint: {constraint}")
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -71,96 +77,181 @@ class _Problems:
             raise ServiceError("InvalidArgumentException", head + "; ".join(self.items))
 
 
-def _validate(shape: Shape, value: Any, path: str, out: _Problems) -> None:
+Checker = Callable[[Any, Any, _Problems], Any]
+_NUMBERS = ("integer", "long", "float", "double")
+
+
+def _checker(shape: Shape) -> Checker:
+    """The validator of one shape, built once from its model constraints and cached on the shape.
+
+    A checker takes ``(value, path, problems)``, records every constraint the value breaks and
+    returns the value as operations see it: only modeled members (at every depth), nulls
+    dropped, integers as ``int`` even when the client wrote ``30.0``.
+    """
+    cached = shape.__dict__.get("_signalite_checker")
+    if cached is None:
+        cached = _build_checker(shape)
+        shape.__dict__["_signalite_checker"] = cached
+    return cached
+
+
+def _build_checker(shape: Shape) -> Checker:
     t = shape.type_name
     meta = shape.metadata
-    if t in ("integer", "long"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                out.add(value, path, f"Member must be of type {t}")
-                return
-    elif t in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            out.add(value, path, f"Member must be of type {t}")
-            return
-    elif t == "timestamp":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            out.add(value, path, "Member must be of type timestamp")
-            return
-    else:
-        expected = _JSON_TYPES.get(t)
-        if expected and not isinstance(value, expected):
-            out.add(value, path, f"Member must be of type {t}")
-            return
+    lo, hi = meta.get("min"), meta.get("max")
+    size_checked = t in ("string", "blob", "list", "map")
+    number = t in _NUMBERS
 
-    if t in ("string", "blob", "list", "map"):
-        size = len(value)
-        if "min" in meta and size < meta["min"]:
-            what = "length" if t in ("string", "blob") else "length"
-            out.add(value, path, f"Member must have {what} greater than or equal to {meta['min']}")
-        if "max" in meta and size > meta["max"]:
-            out.add(value, path, f"Member must have length less than or equal to {meta['max']}")
-    if t in ("integer", "long", "float", "double"):
-        if "min" in meta and value < meta["min"]:
-            out.add(value, path, f"Member must have value greater than or equal to {meta['min']}")
-        if "max" in meta and value > meta["max"]:
-            out.add(value, path, f"Member must have value less than or equal to {meta['max']}")
+    def bounds(value: Any, path: Any, out: _Problems) -> None:
+        if size_checked:
+            n = len(value)
+            if lo is not None and n < lo:
+                out.add(value, path, f"Member must have length greater than or equal to {lo}")
+            if hi is not None and n > hi:
+                out.add(value, path, f"Member must have length less than or equal to {hi}")
+        elif number:
+            if lo is not None and value < lo:
+                out.add(value, path, f"Member must have value greater than or equal to {lo}")
+            if hi is not None and value > hi:
+                out.add(value, path, f"Member must have value less than or equal to {hi}")
+
+    if t in ("integer", "long"):
+        def check_int(value: Any, path: Any, out: _Problems) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    out.add(value, path, f"Member must be of type {t}")
+                    return value
+            if lo is not None or hi is not None:
+                bounds(value, path, out)
+            return value
+        return check_int
+
+    if t in ("float", "double"):
+        def check_float(value: Any, path: Any, out: _Problems) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                out.add(value, path, f"Member must be of type {t}")
+                return value
+            bounds(value, path, out)
+            return value
+        return check_float
+
+    if t == "timestamp":
+        def check_timestamp(value: Any, path: Any, out: _Problems) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                out.add(value, path, "Member must be of type timestamp")
+            return value
+        return check_timestamp
+
     if t == "string":
-        if shape.enum and value not in shape.enum:
-            out.add(value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
+        enum = frozenset(shape.enum or ())
+        enum_text = ", ".join(shape.enum or ())
         pattern = meta.get("pattern")
-        if pattern and not _compile(pattern).fullmatch(value):
-            out.add(value, path, f"Member must satisfy regular expression pattern: {pattern}")
-    elif t == "blob":
-        try:
-            base64.b64decode(value, validate=True)
-        except ValueError:
-            out.add(value, path, "Member must be valid base64")
-    elif t == "structure":
+        matcher = _compile(pattern).fullmatch if pattern else None
+
+        def check_string(value: Any, path: Any, out: _Problems) -> Any:
+            if not isinstance(value, str):
+                out.add(value, path, "Member must be of type string")
+                return value
+            if lo is not None or hi is not None:
+                bounds(value, path, out)
+            if enum and value not in enum:
+                out.add(value, path, f"Member must satisfy enum value set: [{enum_text}]")
+            if matcher is not None and not matcher(value):
+                out.add(value, path, f"Member must satisfy regular expression pattern: {pattern}")
+            return value
+        return check_string
+
+    if t == "blob":
+        def check_blob(value: Any, path: Any, out: _Problems) -> Any:
+            if not isinstance(value, str):
+                out.add(value, path, "Member must be of type blob")
+                return value
+            bounds(value, path, out)
+            try:
+                base64.b64decode(value, validate=True)
+            except ValueError:
+                out.add(value, path, "Member must be valid base64")
+            return value
+        return check_blob
+
+    if t == "structure":
         assert isinstance(shape, StructureShape)
-        for name in shape.required_members:
-            if value.get(name) is None:
-                out.add(None, f"{path}.{_camel(name)}" if path else _camel(name), "Member must not be null")
-        for name, member in shape.members.items():
-            if value.get(name) is not None:
-                _validate(member, value[name], f"{path}.{_camel(name)}" if path else _camel(name), out)
-    elif t == "list":
+        required = [(name, _camel(name)) for name in shape.required_members]
+        members = {name: (_camel(name), member) for name, member in shape.members.items()}
+
+        def check_structure(value: Any, path: Any, out: _Problems) -> Any:
+            if not isinstance(value, dict):
+                out.add(value, path, "Member must be of type structure")
+                return value
+            for name, camel in required:
+                if value.get(name) is None:
+                    out.add(None, (path, camel), "Member must not be null")
+            result = {}
+            for name, v in value.items():
+                known = members.get(name)
+                if known is not None and v is not None:
+                    result[name] = _checker(known[1])(v, (path, known[0]), out)
+            return result
+        return check_structure
+
+    if t == "list":
         assert isinstance(shape, ListShape)
-        for i, item in enumerate(value, 1):
-            if item is None:
-                out.add(None, f"{path}.{i}.member", "Member must not be null")
-            else:
-                _validate(shape.member, item, f"{path}.{i}.member", out)
-    elif t == "map":
+        item_shape = shape.member
+
+        def check_list(value: Any, path: Any, out: _Problems) -> Any:
+            if not isinstance(value, list):
+                out.add(value, path, "Member must be of type list")
+                return value
+            bounds(value, path, out)
+            check_item = _checker(item_shape)
+            result = []
+            for i, item in enumerate(value, 1):
+                item_path = ((path, str(i)), "member")
+                if item is None:
+                    out.add(None, item_path, "Member must not be null")
+                else:
+                    result.append(check_item(item, item_path, out))
+            return result
+        return check_list
+
+    if t == "map":
         assert isinstance(shape, MapShape)
-        for k, v in value.items():
-            _validate(shape.key, k, f"{path}.{k}.key", out)
-            if v is None:
-                out.add(None, f"{path}.{k}.value", "Member must not be null")
-            else:
-                _validate(shape.value, v, f"{path}.{k}.value", out)
+        key_shape, value_shape = shape.key, shape.value
+
+        def check_map(value: Any, path: Any, out: _Problems) -> Any:
+            if not isinstance(value, dict):
+                out.add(value, path, "Member must be of type map")
+                return value
+            bounds(value, path, out)
+            check_key, check_value = _checker(key_shape), _checker(value_shape)
+            result = {}
+            for k, v in value.items():
+                check_key(k, ((path, k), "key"), out)
+                if v is None:
+                    out.add(None, ((path, k), "value"), "Member must not be null")
+                else:
+                    result[k] = check_value(v, ((path, k), "value"), out)
+            return result
+        return check_map
+
+    if t == "boolean":
+        def check_bool(value: Any, path: Any, out: _Problems) -> Any:
+            if not isinstance(value, bool):
+                out.add(value, path, "Member must be of type boolean")
+            return value
+        return check_bool
+
+    return lambda value, path, out: value
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _input(shape: Shape, value: Any) -> Any:
-    """A validated request value with only the members the model declares (at every depth),
-    and integers as ``int`` even when the client wrote ``30.0``."""
-    t = shape.type_name
-    if t == "structure":
-        members = shape.members  # type: ignore[attr-defined]
-        return {k: _input(members[k], v) for k, v in value.items() if k in members and v is not None}
-    if t == "list":
-        return [_input(shape.member, v) for v in value]  # type: ignore[attr-defined]
-    if t == "map":
-        return {k: _input(shape.value, v) for k, v in value.items()}  # type: ignore[attr-defined]
-    if t in ("integer", "long") and isinstance(value, float):
-        return int(value)
-    return value
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def _clean(shape: Shape | None, value: Any) -> Any:
@@ -214,7 +305,7 @@ class ServiceWire:
         """Decode and validate a request body into the operation's input values."""
         if body.strip():
             try:
-                data = json.loads(body, parse_constant=_reject_constant)
+                data = _DECODER.decode(body.decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ServiceError("InvalidArgumentException",
                                    f"The request body is not valid JSON: {exc}") from None
@@ -229,13 +320,13 @@ class ServiceWire:
         if shape is None:
             return {}
         problems = _Problems([])
-        _validate(shape, data, "", problems)
+        values = _checker(shape)(data, None, problems)
         problems.raise_if_any()
-        return _input(shape, data)
+        return values
 
     def serialize(self, op: OperationModel, output: dict[str, Any] | None) -> bytes:
         cleaned = _clean(op.output_shape, output or {}) if op.output_shape is not None else {}
-        return json.dumps(cleaned, separators=(",", ":")).encode()
+        return _ENCODER.encode(cleaned).encode()
 
     def knows_error(self, code: str) -> bool:
         return code in self._error_status
