@@ -4,7 +4,9 @@ data, and tampered or expired ones are refused; ``signalite serve --turn`` runs 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -18,7 +20,7 @@ import pytest
 from aioice import stun, turn
 
 from signalite.dataplane.turn import turn_rest_credentials
-from tests.e2e.test_ice import check_c_sdk_limits, https_endpoint
+from tests.e2e.test_ice import NODE_DIR, check_c_sdk_limits, https_endpoint
 from tests.support.coturn import coturn, needs_coturn, turn_target  # noqa: F401  (fixture)
 from tests.support.server import free_port
 
@@ -88,6 +90,32 @@ async def test_credentials_allocate_and_relay_udp_and_tcp(turn_server, coturn, n
     assert entry["Username"].endswith(":viewer-1")
     for uri in entry["Uris"]:
         await relay_roundtrip(uri, entry["Username"], entry["Password"])
+
+
+async def test_credentials_from_aws_cli_and_js_v3_allocate(turn_server, coturn, name):  # noqa: F811
+    """The same call through the AWS CLI and JS SDK v3 gives credentials coturn accepts."""
+    got: list[dict] = []
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+    if aws is not None:
+        kv = turn_server.boto()
+        arn = kv.create_signaling_channel(ChannelName=name + "-cli")["ChannelARN"]
+        out = subprocess.run([aws, "kinesis-video-signaling", "get-ice-server-config", "--channel-arn", arn,
+                              "--client-id", "cli-viewer", "--endpoint-url", https_endpoint(kv, arn)],
+                             capture_output=True, text=True, env=turn_server.client_env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        got.append(json.loads(out.stdout)["IceServerList"][0])
+    node = shutil.which("node")
+    if node is not None and (NODE_DIR / "node_modules" / "@aws-sdk" / "client-kinesis-video-signaling").exists():
+        out = subprocess.run([node, str(NODE_DIR / "dp-ice.mjs"), name + "-js", "js-viewer"], capture_output=True,
+                             text=True, env=turn_server.client_env, cwd=NODE_DIR, timeout=60)
+        assert out.returncode == 0, out.stderr
+        got.append(json.loads(out.stdout)["IceServerList"][0])
+    if not got:
+        pytest.skip("neither the AWS CLI nor Node.js is available")
+    for entry in got:
+        assert entry["Uris"] == coturn.uris
+        for uri in entry["Uris"]:
+            assert await refused(uri, entry["Username"], entry["Password"]) is None
 
 
 async def test_tampered_credentials_are_refused(turn_server, coturn, name):  # noqa: F811
