@@ -93,7 +93,8 @@ def setup(app: "web.Application", services: "Services") -> None:
                     stun_transport, _ = await start_responder(settings.host, port)
                 except OSError as exc:
                     if settings.stun_port is not None or exc.errno != errno.EADDRINUSE:
-                        raise
+                        raise SystemExit(f"signalite: the STUN responder cannot listen on UDP "
+                                         f"{settings.host}:{port}: {exc.strerror}; choose another --stun-port") from None
                     log.warning("UDP port %d is in use; the STUN responder takes a free port instead", port)
                     stun_transport, _ = await start_responder(settings.host, 0)
                 bound = stun_transport.get_extra_info("sockname")[1]

@@ -4,7 +4,10 @@ aioice binding requests (raw, and aioice's own STUN client transaction) get our 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from aioice import stun
@@ -90,3 +93,15 @@ def test_stun_port_flag_and_default(make_server, name):
 def test_default_stun_port_is_the_tls_port_number(server, stun_addr):
     """Like AWS's stun.kinesisvideo…:443: UDP on the number of the HTTPS/WSS port."""
     assert stun_addr == ("127.0.0.1", server.port)
+
+
+def test_busy_stun_port_fails_clearly(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALITE_")}
+        proc = subprocess.run([sys.executable, "-m", "signalite", "serve", "--data-dir", str(tmp_path),
+                               "--port", str(free_port()), "--stun-port", str(port)],
+                              capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode != 0
+    assert "STUN responder cannot listen" in proc.stderr and "Traceback" not in proc.stderr
