@@ -124,8 +124,8 @@ async def run_viewer(url: str, ctx: ssl.SSLContext, client_id: str, timeout: flo
     return got
 
 
-async def amain(viewers: int, timeout: float) -> int:
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "srv") as srv:
+async def amain(viewers: int, timeout: float, server_args: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "srv", *server_args) as srv:
         kv = srv.boto()
         arn = kv.create_signaling_channel(ChannelName="aiortc-pair")["ChannelARN"]
         eps = kv.get_signaling_channel_endpoint(
@@ -150,8 +150,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--viewers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument("--server-arg", action="append", default=[], help="extra flag for signalite serve")
     args = parser.parse_args()
-    return asyncio.run(amain(args.viewers, args.timeout))
+    return asyncio.run(amain(args.viewers, args.timeout, args.server_arg))
 
 
 if __name__ == "__main__":

@@ -49,11 +49,14 @@ def main() -> int:
     parser.add_argument("--relay-only", action="store_true")
     parser.add_argument("--ice-servers", default="[]", help="JSON list of RTCIceServer dicts")
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--server-arg", action="append", default=[], help="extra flag for signalite serve")
+    parser.add_argument("--ice-from-server", action="store_true",
+                        help="use GetIceServerConfig (HTTPS endpoint) for the pages' iceServers")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "srv") as srv:
+    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "srv", *args.server_arg) as srv:
         kv = srv.boto()
         arn = kv.create_signaling_channel(ChannelName="chromium-pair")["ChannelARN"]
         wss = {
@@ -62,6 +65,13 @@ def main() -> int:
             )["ResourceEndpointList"])
             for role in ("MASTER", "VIEWER")
         }
+        if args.ice_from_server:
+            https = kv.get_signaling_channel_endpoint(
+                ChannelARN=arn, SingleMasterChannelEndpointConfiguration={"Protocols": ["HTTPS"], "Role": "MASTER"}
+            )["ResourceEndpointList"][0]["ResourceEndpoint"]
+            ice = srv.boto("kinesis-video-signaling", endpoint=https).get_ice_server_config(ChannelARN=arn)
+            args.ice_servers = json.dumps([{"urls": s["Uris"], "username": s.get("Username"),
+                                            "credential": s.get("Password")} for s in ice["IceServerList"]])
         port = free_port()
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_Static))
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -96,6 +106,7 @@ def main() -> int:
                 except Exception as exc:  # report, then fail below
                     result.setdefault("timeouts", []).append(f"{cid}: {exc.__class__.__name__}")
             result["viewer_messages"] = {cid: p.evaluate("() => R.messages") for cid, p in viewers.items()}
+            result["viewer_candidate_types"] = {cid: p.evaluate("() => R.candidateType") for cid, p in viewers.items()}
             result["viewer_errors"] = {cid: p.evaluate("() => R.error") for cid, p in viewers.items()}
             result["master_messages"] = master.evaluate("() => R.messages")
             result["master_offers"] = master.evaluate("() => R.offers")
