@@ -109,6 +109,14 @@ def _fmt(ts: datetime) -> str:
     return ts.strftime("%Y%m%dT%H%M%SZ")
 
 
+def _trim(value: str) -> str:
+    """A header value as SigV4 canonicalizes it: trimmed, inner whitespace runs made one space."""
+    value = value.strip()
+    if value.isascii() and value.isprintable() and "  " not in value:
+        return value  # the only whitespace left is single spaces: nothing to collapse
+    return _SPACES.sub(" ", value)
+
+
 def _values(headers: Mapping[str, str], name: str, get_all: Callable[[str], list[str]] | None) -> list[str]:
     """Every value of a header (repeated headers are joined with commas when signed), or []."""
     if get_all is not None:
@@ -194,7 +202,7 @@ class SigV4Verifier:
                 raise AuthError("InvalidSignatureException",
                                 f"The request signature we calculated does not match the signature you provided. "
                                 f"Signed header '{name}' is missing from the request.")
-            lines.append(f"{name}:{','.join(_SPACES.sub(' ', v.strip()) for v in values)}\n")
+            lines.append(f"{name}:{','.join(map(_trim, values))}\n")
         payload_hash = hashlib.sha256(body).hexdigest()
         declared = headers.get("X-Amz-Content-Sha256")
         if declared and declared != "UNSIGNED-PAYLOAD" and declared.lower() != payload_hash:

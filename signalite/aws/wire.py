@@ -258,28 +258,48 @@ def _clean(shape: Shape | None, value: Any) -> Any:
     """Keep only what the shape declares, with wire types: timestamps as epoch seconds."""
     if value is None or shape is None:
         return value
+    return _cleaner(shape)(value)
+
+
+def _cleaner(shape: Shape) -> Callable[[Any], Any]:
+    """The output writer of one shape, built once and cached on it (like :func:`_checker`)."""
+    cached = shape.__dict__.get("_signalite_cleaner")
+    if cached is None:
+        cached = shape.__dict__["_signalite_cleaner"] = _build_cleaner(shape)
+    return cached
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _build_cleaner(shape: Shape) -> Callable[[Any], Any]:
     t = shape.type_name
     if t == "structure":
         assert isinstance(shape, StructureShape)
-        out = {}
-        for name, member in shape.members.items():
-            v = value.get(name)
-            if v is not None:
-                out[name] = _clean(member, v)
-        return out
+        members = list(shape.members.items())
+
+        def clean_structure(value: Any) -> Any:
+            out = {}
+            for name, member in members:
+                v = value.get(name)
+                if v is not None:
+                    out[name] = _cleaner(member)(v)
+            return out
+        return clean_structure
     if t == "list":
         assert isinstance(shape, ListShape)
-        return [_clean(shape.member, v) for v in value]
+        item = shape.member
+        return lambda value: [_cleaner(item)(v) for v in value]
     if t == "map":
         assert isinstance(shape, MapShape)
-        return {k: _clean(shape.value, v) for k, v in value.items()}
+        val = shape.value
+        return lambda value: {k: _cleaner(val)(v) for k, v in value.items()}
     if t == "timestamp":
-        if isinstance(value, datetime):
-            return value.timestamp()
-        return value
-    if t == "blob" and isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return value
+        return lambda value: value.timestamp() if isinstance(value, datetime) else value
+    if t == "blob":
+        return lambda value: base64.b64encode(value).decode() if isinstance(value, bytes) else value
+    return _same
 
 
 class ServiceWire:

@@ -111,9 +111,13 @@ def _version_mismatch(r: Resource) -> ServiceError:
 
 
 def endpoint_urls(ctx: OpContext) -> dict[str, str]:
-    base = ctx.settings.advertised_url
-    ws = "wss://" + base.split("://", 1)[1] if base.startswith("https://") else "ws://" + base.split("://", 1)[1]
-    return {"WSS": ws, "HTTPS": base, "WEBRTC": base}
+    """The advertised endpoints, worked out once per server (settings do not change)."""
+    urls = ctx.services.extras.get("endpoint_urls")
+    if urls is None:
+        base = ctx.settings.advertised_url
+        ws = "wss://" + base.split("://", 1)[1] if base.startswith("https://") else "ws://" + base.split("://", 1)[1]
+        urls = ctx.services.extras["endpoint_urls"] = {"WSS": ws, "HTTPS": base, "WEBRTC": base}
+    return urls
 
 
 async def get_signaling_channel_endpoint(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:

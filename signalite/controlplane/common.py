@@ -45,7 +45,7 @@ async def find(ctx: OpContext, kind: str, *, name: str | None = None, arn: str |
             raise invalid(f"{arn_member} '{arn}' is not a {kind} ARN.")
         if parsed.account != ctx.account or parsed.region != ctx.region:
             raise not_found(kind)
-        found = await ctx.store.get_by_arn(str(parsed))
+        found = await ctx.store.get_by_arn(arn)  # parse() matched it whole, so it is canonical
         if found is None or (name and found.name != name):
             raise not_found(kind)
         return found

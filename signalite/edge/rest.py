@@ -37,10 +37,16 @@ def cors_headers(request: web.Request) -> dict[str, str]:
 
 def json_response(request: web.Request, status: int, body: bytes, request_id: str,
                   extra: Mapping[str, str] | None = None) -> web.Response:
-    headers = {"x-amzn-RequestId": request_id, **cors_headers(request)}
+    headers = {
+        "Content-Type": "application/json",
+        "x-amzn-RequestId": request_id,
+        "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+        "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+        "Vary": "Origin",
+    }
     if extra:
         headers.update(extra)
-    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+    return web.Response(status=status, body=body, headers=headers)
 
 
 def error_response(request: web.Request, svc: ServiceWire, code: str, message: str, request_id: str,

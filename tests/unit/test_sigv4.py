@@ -249,3 +249,12 @@ def test_skew_over_five_minutes_either_way_is_refused(offset, phrase):
     assert exc.value.code == "InvalidSignatureException"
     assert exc.value.status == 403
     assert exc.value.message.startswith(phrase)
+
+
+@pytest.mark.parametrize("sent", ["a\tb", " a \t  b ", "é  ü"])
+def test_any_whitespace_run_in_a_signed_value_canonicalizes_to_one_space(sent):
+    h = signed_request({"Content-Type": "application/json", "X-Custom": sent})
+    assert verify(h).access_key_id == "AKIDUNITTEST"
+    h["X-Custom"] = "".join(sent.split())  # removing the whitespace changes the value
+    with pytest.raises(AuthError):
+        verify(h)
