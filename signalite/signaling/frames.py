@@ -13,6 +13,7 @@ outbound frame (the rest is a pre-built template).
 from __future__ import annotations
 
 import json
+import json.scanner
 import re
 from typing import Any
 
@@ -52,26 +53,33 @@ class Inbound:
         self.correlation_id = correlation_id
 
 
-def _pick(d: dict[str, Any], lower: str, upper: str) -> Any:
-    value = d.get(lower)
-    if value is None:
-        value = d.get(upper)
-    return value
+_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner json.loads ends up in
 
 
 def parse(text: str) -> Inbound:
-    """Parse a client text frame. Raises :class:`Malformed` when it is not a JSON object."""
+    """Parse a client text frame. Raises :class:`Malformed` when it is not a JSON object.
+
+    An empty string counts as absent, so the lowercase key wins unless it is missing or empty.
+    """
     try:
-        d = _loads(text)
+        d, end = _scan_once(text, 0)  # the common case: a frame that starts with its object
+        if end != len(text) and text[end:].strip():
+            raise ValueError("extra data after the JSON value")
+    except StopIteration:
+        try:
+            d = _loads(text)  # leading whitespace, or not JSON at all: let json say why
+        except (ValueError, RecursionError) as exc:
+            raise Malformed(f"the frame is not valid JSON ({str(exc)[:80]})") from None
     except (ValueError, RecursionError) as exc:
         raise Malformed(f"the frame is not valid JSON ({str(exc)[:80]})") from None
     if type(d) is not dict:
         raise Malformed("the frame must be a JSON object")
+    get = d.get
     return Inbound(
-        _pick(d, "action", "Action"),
-        _pick(d, "messagePayload", "MessagePayload"),
-        _pick(d, "recipientClientId", "RecipientClientId"),
-        _pick(d, "correlationId", "CorrelationId"),
+        get("action") or get("Action"),
+        get("messagePayload") or get("MessagePayload"),
+        get("recipientClientId") or get("RecipientClientId"),
+        get("correlationId") or get("CorrelationId"),
     )
 
 

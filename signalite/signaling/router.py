@@ -129,6 +129,8 @@ class Router:
     def __init__(self, quotas: Quotas) -> None:
         self.quotas = quotas
         self.channels: dict[str, Channel] = {}
+        self._short_payload = quotas.max_payload_bytes * 4 // 3
+        """Base64 payloads up to this length cannot exceed the decoded limit: no need to measure them."""
         self.deleted: set[str] = set()
         """ARNs of channels deleted while this node ran (ARNs are never reused: they carry millis)."""
 
@@ -239,7 +241,7 @@ class Router:
         payload = m.payload
         if type(payload) is not str or not payload:
             return _fail(conn, cid, INVALID_ARGUMENT, "messagePayload is required.")
-        if decoded_size(payload) > self.quotas.max_payload_bytes:
+        if len(payload) > self._short_payload and decoded_size(payload) > self.quotas.max_payload_bytes:
             return _fail(conn, cid, INVALID_ARGUMENT,
                          f"messagePayload is larger than {self.quotas.max_payload_bytes} bytes.")
         ch = conn.channel
@@ -320,27 +322,34 @@ class Router:
         idle = q.idle_timeout_seconds or None
         longest = q.max_connection_seconds or None
         grace = q.go_away_grace_seconds
+        inf = float("inf")
+        # A socket needs a look only if it was idle since ``idle_mark`` or opened before ``old_mark``.
+        idle_mark = now - idle + grace if idle is not None else -inf
+        old_mark = now - longest + grace if longest is not None else -inf
         actions: list[Any] = []
         for ch in list(self.channels.values()):
-            if idle is not None or longest is not None or any_closing(ch):
-                for c in ch.conns():
-                    if c.close_at is not None:
-                        if now >= c.close_at:
-                            self._detach(c)
-                            actions.append((CLOSE, c, CLOSE_GOING_AWAY, c.close_reason))
-                        continue
-                    deadline = float("inf")
-                    reason = ""
-                    if idle is not None:
-                        deadline = c.last_active + idle
-                        reason = "idle timeout"
-                    if longest is not None and c.opened + longest < deadline:
-                        deadline = c.opened + longest
-                        reason = "maximum connection duration reached"
-                    if now >= deadline - grace:
-                        c.close_at = deadline
-                        c.close_reason = reason
-                        actions.append((SEND, c, GO_AWAY_FRAME))
+            due = [c for c in ch.viewers.values()
+                   if c.close_at is not None or c.last_active <= idle_mark or c.opened <= old_mark]
+            m = ch.master
+            if m is not None and (m.close_at is not None or m.last_active <= idle_mark or m.opened <= old_mark):
+                due.append(m)
+            for c in due:
+                if c.close_at is not None:
+                    if now >= c.close_at:
+                        self._detach(c)
+                        actions.append((CLOSE, c, CLOSE_GOING_AWAY, c.close_reason))
+                    continue
+                deadline = inf
+                reason = ""
+                if idle is not None:
+                    deadline = c.last_active + idle
+                    reason = "idle timeout"
+                if longest is not None and c.opened + longest < deadline:
+                    deadline = c.opened + longest
+                    reason = "maximum connection duration reached"
+                c.close_at = deadline
+                c.close_reason = reason
+                actions.append((SEND, c, GO_AWAY_FRAME))
             if ch.pending:
                 for key in list(ch.pending):
                     kept = [e for e in ch.pending[key] if e.expires > now]
@@ -361,10 +370,6 @@ class Router:
     def retained(self, arn: str, key: str) -> list[Envelope]:
         ch = self.channels.get(arn)
         return list(ch.pending.get(key, ())) if ch is not None else []
-
-
-def any_closing(ch: Channel) -> bool:
-    return any(c.close_at is not None for c in ch.conns())
 
 
 def _fail(conn: Conn, correlation_id: Any, error_type: str, description: str) -> list[Any]:
