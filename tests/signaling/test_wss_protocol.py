@@ -326,8 +326,11 @@ async def test_viewers_per_channel_limit(make_server, name):
 
 async def test_connects_per_second_per_channel(server, name):
     arn = channel(server, name)
-    results = await asyncio.gather(*(handshake_status(server, presign(server, arn, f"v{i}")) for i in range(8)))
-    assert results.count(101) <= 5 and results.count(400) >= 3
+    # 20 simultaneous handshakes: the first 3 pass at once; however slow the machine, 20 cannot all
+    # pass at 3 per second unless they take more than 6 s.
+    results = await asyncio.gather(*(handshake_status(server, presign(server, arn, f"v{i}")) for i in range(20)))
+    assert results.count(101) >= 3 and results.count(400) >= 1
+    assert set(results) == {101, 400}
 
 
 async def test_message_rates_per_connection(server, name):
