@@ -328,7 +328,8 @@ async def test_connects_per_second_per_channel(server, name):
     arn = channel(server, name)
     # 20 simultaneous handshakes: the first 3 pass at once; however slow the machine, 20 cannot all
     # pass at 3 per second unless they take more than 6 s.
-    results = await asyncio.gather(*(handshake_status(server, presign(server, arn, f"v{i}")) for i in range(20)))
+    # Masters, so that the viewer quota plays no part (each new master replaces the previous one).
+    results = await asyncio.gather(*(handshake_status(server, presign(server, arn)) for i in range(20)))
     assert results.count(101) >= 3 and results.count(400) >= 1
     assert set(results) == {101, 400}
 
