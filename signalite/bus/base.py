@@ -19,10 +19,13 @@ Contract for an implementation:
   else). A network bus calls them from its reader task.
 * :func:`encode` / :func:`decode` give a compact wire form for a network bus.
 
-Retention of undelivered messages (MessageTtlSeconds) is done by each subscribed node's router;
-a cluster implementation that must deliver a retained message to a recipient who connects to
-*another* node later needs a shared retention log per topic (e.g. a capped Redis stream read back
-on subscribe); the envelope carries its own absolute expiry (``expires``, epoch seconds) for that.
+Retention of undelivered messages (MessageTtlSeconds) is done by each subscribed node's router,
+for recipients not connected *to that node*. That is exact with one node. A cluster needs two more
+things, which belong to the cluster bus and not to the router: presence (which node holds which
+recipient key of a channel, so that only the node that will deliver, or one designated node when
+the recipient is offline, retains a message), and a shared retention log per topic (e.g. a capped
+Redis stream read back on subscribe) for a recipient that connects to another node later. The
+envelope carries its own absolute expiry (``expires``, epoch seconds) for that.
 """
 
 from __future__ import annotations

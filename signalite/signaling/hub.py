@@ -256,6 +256,8 @@ class Hub:
         try:
             await ws.prepare(request)
         except BaseException:
+            # Still close the socket this one replaced; drop only what was meant for this one.
+            self.run([a for a in actions if a[1] is not conn])
             self.run(self.router.disconnect(conn, self.clock()))
             raise
         session.attach(ws, request.transport)
