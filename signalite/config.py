@@ -49,6 +49,7 @@ class Quotas:
                 sdp_messages_per_second=None,
                 ice_messages_per_second=None,
                 max_connection_seconds=None,
+                idle_timeout_seconds=None,
             )
         clean = {k: v for k, v in overrides.items() if v is not None}
         return dataclasses.replace(base, **clean)

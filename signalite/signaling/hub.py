@@ -111,6 +111,8 @@ class Hub:
         self.clock = clock
         self.quotas = services.settings.quotas
         self.router = Router(self.quotas)
+        # A frame must hold the largest payload allowed (base64) plus the other fields.
+        self.max_frame = max(self.quotas.max_frame_bytes, self.quotas.max_payload_bytes * 4 // 3 + 4096)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -252,7 +254,7 @@ class Hub:
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         protocols = tuple(p.strip() for p in offered.split(",") if p.strip())[:1]
         ws = web.WebSocketResponse(protocols=protocols, autoping=True, compress=False,
-                                   max_msg_size=self.quotas.max_frame_bytes, heartbeat=None)
+                                   max_msg_size=self.max_frame, heartbeat=None)
         try:
             await ws.prepare(request)
         except BaseException:

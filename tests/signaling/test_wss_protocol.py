@@ -473,6 +473,7 @@ def test_quota_profiles():
     relaxed = Quotas.profile("relaxed")
     assert relaxed.max_viewers_per_channel >= 1000
     assert relaxed.connects_per_second_per_channel is None and relaxed.max_connection_seconds is None
+    assert relaxed.idle_timeout_seconds is None  # design.md: relaxed lifts the 10-minute idle timeout
     assert relaxed.sdp_messages_per_second is None and relaxed.ice_messages_per_second is None
     import argparse
 
