@@ -18,7 +18,7 @@ How it meets the contract in ``bus/base.py``
       on one connection; Redis delivers a connection's publishes in order to each subscriber.
     * **Non-blocking.** ``publish``, ``subscribe`` and ``unsubscribe`` only touch memory. The
       writer retries a batch while Redis is unreachable and drops envelopes whose ``expires`` has
-      passed (the router would drop them anyway); ``MAX_QUEUED`` bounds the memory a long outage
+      passed (the router would drop them anyway; ``ctl`` envelopes never expire); ``MAX_QUEUED`` bounds the memory a long outage
       can take (the oldest are dropped first, with a warning).
     * **Subscriptions** are reconciled by the one task that owns the Pub/Sub connection (redis-py
       connections are not shared between tasks): ``subscribe`` records the handler and wakes that
@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from .base import Bus, Envelope, Handler, decode, encode
+from .base import MSG, Bus, Envelope, Handler, decode, encode
 
 log = logging.getLogger("signalite.bus")
 
@@ -198,7 +198,9 @@ class RedisBus(Bus):
                 handler(topic, envelope)
             except Exception:  # a subscriber's bug must not reach the publisher's socket
                 log.exception("bus handler failed on %s", topic)
-        self._enqueue(self._topic_prefix + topic.encode(), self._node + encode(envelope), envelope.expires)
+        # Only relayed messages expire; channel events (``ctl``, expires 0) must always go out.
+        expires = envelope.expires if envelope.kind == MSG else float("inf")
+        self._enqueue(self._topic_prefix + topic.encode(), self._node + encode(envelope), expires)
 
     async def synced(self) -> None:
         """Return once Redis has confirmed every subscribe/unsubscribe asked for so far."""

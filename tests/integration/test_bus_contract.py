@@ -232,6 +232,7 @@ def _odd_envelopes() -> list[Envelope]:
         env(0, frame=json.dumps({"messagePayload": "x" * 60_000})),                   # a large SDP
         env(1, frame='{"messagePayload":"ünïcödé ✓ \\u0000 \U0001F600"}', recipient="viewer-Ω"),
         Envelope(CTL, "ttl", "120", "", "", float("inf")),                              # a control event
+        Envelope(CTL, "delete", "", "", "", 0.0),               # control events carry expires 0: never dropped
         Envelope(MSG, "", "SDP_OFFER", "", "", time.time() + 0.5),
     ]
 
@@ -423,11 +424,13 @@ async def test_expired_envelopes_are_not_sent_after_an_outage(redis_url, redis_p
         await synced(b)
         redis_proxy.stop()
         a.publish(t, env(1, ttl=-1))  # already past its expiry when Redis comes back
+        a.publish(t, Envelope(CTL, "delete", "", "", "", 0.0))  # a channel event does not expire
         a.publish(t, env(2))
         redis_proxy.start()
-        assert [json.loads(e.frame)["i"] for e in await rb.wait(1)] == [2]
+        got = await rb.wait(2)
+        assert got[0].kind == CTL and json.loads(got[1].frame)["i"] == 2
         await fence(a, b)
-        assert len(rb.got) == 1
+        assert len(rb.got) == 2
         assert a.dropped >= 1  # type: ignore[attr-defined]
     finally:
         await a.close()
