@@ -3,7 +3,10 @@
 Runs inside a lo-only network namespace (tests/support/netns.py): coturn, the Signalite server and
 both aiortc peers are started there, so no WebRTC packet can leave 127.0.0.1. The SDP is exchanged
 in-process (signaling over WSS is tested elsewhere); the point is TURN with our credentials and
-``iceTransportPolicy: relay``. The outer pytest test runs this file as a script in the namespace.
+``iceTransportPolicy: relay``, once through a test coturn (``--turn-uri``/``--turn-secret``, over
+TURN/UDP and TURN/TCP, plus a tampered password that gathers nothing) and once through the coturn
+that ``signalite serve --turn`` runs. The outer pytest test runs this file as a script in the
+namespace.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def main() -> int:
 
     from tests.e2e.test_ice import https_endpoint
     from tests.support.coturn import running_coturn
-    from tests.support.server import running_server
+    from tests.support.server import free_port, running_server
 
     # aioice skips 127.0.0.1 when listing host addresses; in a lo-only netns that is all there is.
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
@@ -130,7 +133,20 @@ def main() -> int:
             assert not _candidates(result["offer"]), result["offer"]
             log = turn.log()
             assert "aiortc-viewer" in log, log[-2000:]
-            print("RELAY DATA CHANNEL OK", flush=True)
+
+        # The coturn that `signalite serve --turn` runs itself (plain turn: URIs; aiortc would check
+        # the turns: certificate against the system CAs, which do not include Signalite's local CA).
+        with running_server(tmp_path / "server-turn", "--turn", "--turn-port", str(free_port())) as srv:
+            kv = srv.boto()
+            arn = kv.create_signaling_channel(ChannelName="relay-test-managed")["ChannelARN"]
+            sig = srv.boto("kinesis-video-signaling", endpoint=https_endpoint(kv, arn))
+            ice = sig.get_ice_server_config(ChannelARN=arn, ClientId="aiortc-master")["IceServerList"]
+            plain = [{**e, "Uris": [u for u in e["Uris"] if u.startswith("turn:")]} for e in ice]
+            result = asyncio.run(_peers(plain))
+            assert all(" typ relay" in c for c in _candidates(result["offer"]) + _candidates(result["answer"]))
+            assert result["message"] == "pong: ping", result
+            print("relay-only data channel through the coturn of serve --turn:", result["message"], flush=True)
+        print("RELAY DATA CHANNEL OK", flush=True)
     return 0
 
 
