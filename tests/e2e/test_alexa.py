@@ -6,6 +6,7 @@ that never answers yields ClientLimitExceededException after min(TTL, 30 s)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import sys
@@ -74,7 +75,7 @@ async def test_two_alexa_calls_get_their_own_answers(server, kv, name):
             sender = frame["senderClientId"]
             await master.send("SDP_ANSWER", b64({"type": "answer", "sdp": "for " + sender}), recipient=sender)
         for sender, pending in calls.items():
-            answer = json.loads(__import__("base64").b64decode((await pending)["Answer"]))
+            answer = json.loads(base64.b64decode((await pending)["Answer"]))
             assert answer == {"type": "answer", "sdp": "for " + sender}
     finally:
         await master.close()
@@ -216,3 +217,35 @@ async def test_js_sdk_v3(server, kv, name):
         assert "did not answer" in error["message"]
     finally:
         await master.close()
+
+
+@pytest.mark.node
+async def test_kvs_js_sdk_master_answers(server, kv, name):
+    """The official KVS WebRTC SDK as the master (Node, ws): its sdpOffer event names the Alexa sender
+    and its sendSdpAnswer reaches boto3 as Answer."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "amazon-kinesis-video-streams-webrtc").exists():
+        pytest.skip("Node.js or tests/node/node_modules is missing")
+    arn = make_channel(kv, name)
+    eps = kv.get_signaling_channel_endpoint(
+        ChannelARN=arn, SingleMasterChannelEndpointConfiguration={"Protocols": ["WSS", "HTTPS"], "Role": "MASTER"})
+    wss = {e["Protocol"]: e["ResourceEndpoint"] for e in eps["ResourceEndpointList"]}["WSS"]
+    proc = await asyncio.create_subprocess_exec(
+        node, str(NODE_DIR / "dp-alexa-master.mjs"), arn, wss, "1", env=server.client_env, cwd=NODE_DIR,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line.strip() == b"open", (line, await proc.stderr.read())
+        sig = signaling_client(server, kv, arn)
+        resp = await asyncio.to_thread(sig.send_alexa_offer_to_master, ChannelARN=arn,
+                                       SenderClientId="alexa-echo-show", MessagePayload=OFFER)
+        answer = json.loads(base64.b64decode(resp["Answer"]))
+        assert answer == {"type": "answer", "sdp": "answer-for-alexa-echo-show"}
+        report = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        assert report["offers"] == [{"from": "alexa-echo-show", "type": "offer",
+                                     "sdp": json.loads(base64.b64decode(OFFER))["sdp"]}]
+        assert report["errors"] == []
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
