@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Iterator
@@ -21,7 +22,7 @@ import pytest
 
 from signalite.bus.redis import parse_url as parse_bus_url
 from tests.integration.pg import postgres_proxy, postgres_schemas, postgres_url  # noqa: F401 - fixtures
-from tests.integration.redis_support import redis_prefixes, redis_url  # noqa: F401 - fixtures
+from tests.integration.redis_support import redis_prefixes, redis_proxy, redis_url, via  # noqa: F401 - fixtures
 from tests.support.server import Server, free_port
 from tests.support.signaling import connect
 
@@ -142,6 +143,22 @@ def test_serve_fails_fast_with_a_clear_message_when_redis_is_unreachable(tmp_pat
     log = server.log()
     assert "signalite: cannot connect to the Redis bus redis://user:***@127.0.0.1:" in log
     assert "hunter2" not in log and "Traceback" not in log
+
+
+def test_ready_answers_503_while_redis_is_unreachable_and_recovers(make_server, redis_url, redis_proxy):
+    server = make_server("--bus", via(redis_proxy, redis_url))
+    assert ready(server)[0] == 200
+    redis_proxy.stop()
+    status, body = ready(server)
+    assert status == 503
+    assert body["store"] == "ok" and body["bus"].startswith("error: Redis")
+    redis_proxy.start()
+    for _ in range(PROBE_ATTEMPTS):  # the connections come back on next use
+        status, body = ready(server)
+        if status == 200:
+            break
+        time.sleep(0.05)
+    assert status == 200, body
 
 
 # --- what a cluster does not do yet (presence and shared retention) ----------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -166,7 +167,7 @@ def _wait_ready(server: Server, attempts: int = 50) -> tuple[int, dict]:
         status, body = ready(server)
         if status == 200:
             return status, body
-        threading.Event().wait(0.1)
+        time.sleep(0.1)
     return ready(server)
 
 

@@ -435,3 +435,25 @@ async def test_expired_envelopes_are_not_sent_after_an_outage(redis_url, redis_p
     finally:
         await a.close()
         await b.close()
+
+
+async def test_ping_gives_up_instead_of_hanging_when_redis_stops_answering(redis_url, redis_proxy):
+    a = open_bus(via(redis_proxy, redis_url))
+    await a.open()
+    try:
+        assert await a.ping() is True
+        redis_proxy.freeze()  # connections stay open, nothing comes back
+        with pytest.raises(ConnectionError, match="Redis unreachable"):
+            await a.ping()
+        a.publish(topic(), env(1))  # still never blocks
+        redis_proxy.thaw()
+        for _ in range(100):
+            try:
+                assert await a.ping()
+                break
+            except ConnectionError:
+                await asyncio.sleep(0.1)
+        assert await a.ping() is True
+    finally:
+        redis_proxy.thaw()
+        await a.close()
