@@ -7,7 +7,7 @@ URL
     ``postgresql://user:password@host:port/database?schema=NAME&pool_min=1&pool_max=10``
 
     Everything asyncpg understands in a DSN (``sslmode``, ``connect_timeout`` …) passes through.
-    Signalite reads and removes three query parameters of its own:
+    Signalite reads and removes these query parameters of its own:
 
     ``schema``
         Keep Signalite's table in this PostgreSQL schema (created if missing) instead of the
@@ -19,6 +19,9 @@ URL
         case sensitive.
     ``pool_min`` / ``pool_max``
         Size of the connection pool of this node (default 1 and 10).
+    ``statement_cache_size``
+        asyncpg's prepared-statement cache per connection (default 100); set it to 0 behind
+        PgBouncer in transaction-pooling mode.
 
 Schema
     One table, ``signalite_resources``; ``attrs`` and ``tags`` are ``jsonb``; ``name`` uses the
@@ -44,8 +47,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, AsyncIterator
 from contextlib import asynccontextmanager
+from typing import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -64,7 +67,7 @@ PING_TIMEOUT = 3.0
 TABLE = "signalite_resources"
 _SCHEMA_LOCK = 0x5167_6E61_6C69_7465  # "Signalite": one advisory lock key for schema creation/migration
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_OWN_PARAMS = ("schema", "pool_min", "pool_max")
+_OWN_PARAMS = ("schema", "pool_min", "pool_max", "statement_cache_size")
 _COLUMNS = "account, region, kind, name, arn, created, version, status, attrs, tags"
 
 
@@ -87,6 +90,17 @@ def parse_url(url: str) -> tuple[str, str | None, int, int]:
         raise ValueError("the store URL needs 0 <= pool_min <= pool_max and pool_max >= 1")
     dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
     return dsn, schema, pool_min, pool_max
+
+
+def _statement_cache_size(url: str) -> int:
+    raw = dict(parse_qsl(urlsplit(url).query)).get("statement_cache_size", "100")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError("statement_cache_size in the store URL must be a non-negative integer")
+    return value
 
 
 def redact(url: str) -> str:
@@ -115,6 +129,7 @@ class PostgresStore:
     def __init__(self, url: str) -> None:
         self._url = url
         self._dsn, self._schema, self._pool_min, self._pool_max = parse_url(url)
+        self._statement_cache_size = _statement_cache_size(url)
         self._table = f'"{self._schema}".{TABLE}' if self._schema else TABLE
         self._pool: asyncpg.Pool | None = None
 
@@ -132,7 +147,8 @@ class PostgresStore:
         try:
             self._pool = await asyncpg.create_pool(
                 self._dsn, min_size=self._pool_min, max_size=self._pool_max, timeout=CONNECT_TIMEOUT,
-                command_timeout=COMMAND_TIMEOUT, init=_init_connection)
+                command_timeout=COMMAND_TIMEOUT, init=_init_connection,
+                statement_cache_size=self._statement_cache_size)
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConnectionError(f"cannot connect to the PostgreSQL store {redact(self._url)}: "
                                   f"{_describe(exc)}") from exc

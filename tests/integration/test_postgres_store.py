@@ -24,7 +24,8 @@ def test_url_parameters_are_taken_out_of_the_dsn():
 
 
 @pytest.mark.parametrize("bad", ["schema=1abc", "schema=a-b", 'schema=a"b', "schema=" + "x" * 64,
-                                 "pool_max=0", "pool_min=3&pool_max=2", "pool_max=lots"])
+                                 "pool_max=0", "pool_min=3&pool_max=2", "pool_max=lots",
+                                 "statement_cache_size=-1", "statement_cache_size=many"])
 def test_invalid_url_parameters_are_refused(bad):
     with pytest.raises(ValueError):
         PostgresStore(f"postgresql://db/app?{bad}")
@@ -124,4 +125,15 @@ async def test_ping_gives_up_instead_of_hanging_when_the_database_stops_answerin
         await _ping_until_ok(store)
     finally:
         postgres_proxy.thaw()
+        await store.close()
+
+
+async def test_works_without_a_statement_cache(postgres_url):
+    """``statement_cache_size=0`` (for PgBouncer in transaction mode) is accepted and used."""
+    store = PostgresStore(postgres_url + "&statement_cache_size=0")
+    await store.open()
+    try:
+        await store.insert(res("no-cache"))
+        assert (await store.get_by_name(ACCOUNT, REGION, "channel", "no-cache")).name == "no-cache"
+    finally:
         await store.close()
