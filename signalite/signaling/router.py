@@ -52,7 +52,8 @@ CLOSE_POLICY = 1008
 MAX_RETAINED_PER_RECIPIENT = 512
 """Retained messages kept per recipient; beyond it the oldest is dropped (bounded memory under floods)."""
 
-_NOTHING: list[Any] = []  # returned (never mutated) when an event leads to no action
+_NOTHING: list[Any] = []
+_new_envelope = tuple.__new__  # returned (never mutated) when an event leads to no action
 
 
 class Refused(Exception):
@@ -254,7 +255,8 @@ class Router:
         else:
             recipient = MASTER  # a viewer only ever reaches the master; its recipientClientId is ignored
             frame = frames.message(action, payload, conn.client_id)
-        return [(PUBLISH, ch.arn, Envelope(MSG, recipient, action, conn.key, frame, now + ch.ttl))]
+        # tuple.__new__ builds the same Envelope at half the cost of the NamedTuple constructor.
+        return [(PUBLISH, ch.arn, _new_envelope(Envelope, (MSG, recipient, action, conn.key, frame, now + ch.ttl)))]
 
     def deliver(self, topic: str, env: Envelope, now: float) -> list[Any]:
         """An envelope from the bus: send it to the local recipient, or retain it until it expires."""
