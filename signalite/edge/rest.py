@@ -8,7 +8,7 @@ AWS-style error a client can map: never an HTML page, never a bare 500 without a
 from __future__ import annotations
 
 import logging
-import uuid
+from random import getrandbits
 from typing import Any, Mapping
 
 from aiohttp import web
@@ -25,6 +25,15 @@ CORS_ALLOW_HEADERS = ("authorization, content-type, content-length, x-amz-date, 
                       "x-amz-user-agent, x-amz-content-sha256, amz-sdk-invocation-id, amz-sdk-request, "
                       "x-amz-target, x-amz-client-context, user-agent")
 CORS_EXPOSE_HEADERS = "x-amzn-requestid, x-amzn-errortype, x-amz-request-id, x-amz-apigw-id, date"
+
+
+def new_request_id() -> str:
+    """A version-4 UUID string for ``x-amzn-RequestId``. Request ids correlate logs and client
+    errors and are not secrets, so they come from ``random`` rather than ``os.urandom`` (a
+    syscall per request, and uuid4() costs about 3x as much on the hot path)."""
+    n = getrandbits(128)
+    h = "%032x" % n
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[n & 3]}{h[17:20]}-{h[20:]}"
 
 
 def cors_headers(request: web.Request) -> dict[str, str]:
@@ -87,12 +96,12 @@ class RestEdge:
             "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
             "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", CORS_ALLOW_HEADERS),
             "Access-Control-Max-Age": "600",
-            "x-amzn-RequestId": str(uuid.uuid4()),
+            "x-amzn-RequestId": new_request_id(),
         })
         return web.Response(status=200, headers=headers)
 
     async def handle(self, request: web.Request) -> web.Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         route = self.wire.route(request.path)
         control = self.wire.control_plane
         if route is None:
