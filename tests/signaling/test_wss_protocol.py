@@ -550,3 +550,35 @@ async def test_flood_is_answered_and_the_server_stays_healthy(server, name):
     assert msg["messagePayload"] == "b2s="
     for p in (master, viewer, other):
         await p.close()
+
+
+async def test_a_viewer_that_never_reads_is_closed_as_a_slow_consumer(relaxed_server, name):
+    s = relaxed_server
+    arn = channel(s, name)
+    master = await connect(s, arn)
+    url = presign(s, arn, "sleepy")
+    # A client that stops reading: websockets pauses the socket once 4 frames wait unread.
+    sleepy = await websockets.connect(url, ssl=ssl_ctx(s), max_queue=4, max_size=None, ping_interval=None,
+                                      open_timeout=10)
+    payload = base64.b64encode(os.urandom(9000)).decode()
+    for i in range(4000):  # ~48 MB for one socket: far beyond kernel buffers plus the 8 MiB backlog
+        await master.send("ICE_CANDIDATE", payload, recipient="sleepy")
+        if i % 200 == 0:
+            await asyncio.sleep(0)  # let the server run (and notice the backlog)
+    code = None
+    try:
+        async with asyncio.timeout(30):
+            async for _ in sleepy:  # read everything the server had already sent, then its close
+                pass
+    except websockets.ConnectionClosed:
+        pass
+    rcvd = sleepy.protocol.close_rcvd
+    code = rcvd.code if rcvd else None
+    assert code in (1008, None)  # 1008 "slow consumer", or the transport aborted if the close timed out
+    assert healthy(s)
+    other = await connect(s, arn, "awake")
+    await other.send("SDP_OFFER", "b2s=")
+    while (await master.recv())["messageType"] != "SDP_OFFER":
+        pass
+    await master.close()
+    await other.close()
