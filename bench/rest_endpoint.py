@@ -13,11 +13,13 @@ listener so the figure is the server's work and not TLS:
 
 The client is one uvloop process with an aiohttp ``ClientSession`` holding ``--connections``
 keep-alive connections, each driven by one worker that sends requests back to back. Requests are
-**pre-signed** once per measurement with botocore's ``SigV4Auth`` (a SigV4 signature stays valid
-for 5 minutes and the server re-verifies it on every request), so the client spends no CPU on
-signing. Each measurement lasts ``--seconds`` after a short warm-up; the ratio is computed per
-run and the median of ``--runs`` runs (≥ 3) is reported, with the client's CPU share from
-``resource.getrusage`` (a client at ≥ 90 % CPU makes a figure a lower bound).
+**pre-signed** at the start of every slice with botocore's ``SigV4Auth`` (a SigV4 signature stays
+valid for 5 minutes and the server re-verifies it on every request, caching nothing per
+signature), so the client spends no CPU on signing. A run gives each server ``--seconds`` of load
+in alternating ``--slice``-second slices (each after a ``--warmup``), so both see the same host
+load; the ratio is computed per run and the median of ``--runs`` runs (≥ 3) is reported, with the
+client's CPU share from ``resource.getrusage`` (a client at ≥ 90 % CPU makes a figure a lower
+bound) and each server's CPU per request from ``/proc/<pid>/stat``.
 
 Run from the repository root::
 
