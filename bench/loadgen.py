@@ -446,8 +446,14 @@ class Stamped(WS):
     window = [0, 0]
     received = [0]
 
+    foreign = [0]
+
     def on_text(self, buf: bytes, start: int, end: int) -> None:
-        ts = read_stamp(buf, start, end)
+        try:
+            ts = read_stamp(buf, start, end)
+        except ValueError:  # not one of ours (e.g. a message retained from an earlier run)
+            Stamped.foreign[0] += 1
+            return
         Stamped.received[0] += 1
         w = Stamped.window
         if w[0] <= ts < w[1]:
@@ -467,6 +473,8 @@ class Sender:
     def send_one(self) -> None:
         conn, header, prefix, suffix = self.routes[self.i]
         self.i = (self.i + 1) % len(self.routes)
+        if conn.closed or conn.close_code is not None:
+            raise RuntimeError(f"the server closed a connection (close code {conn.close_code})")
         conn.transport.write(header + prefix + base64.b64encode(b"%021d" % time.monotonic_ns()) + suffix)  # type: ignore[union-attr]
         self.sent += 1
 
@@ -544,7 +552,7 @@ async def latency(t: Target, spec: dict[str, Any]) -> dict[str, Any]:
     for rate in spec["rates"]:
         results.append(await measure_rate(t, [sender], rate, spec["duration"], spec.get("warmup", 0.5)))
     await close_all(conns)
-    return {"connections": len(conns), "rates": results}
+    return {"connections": len(conns), "rates": results, "foreign_frames": Stamped.foreign[0]}
 
 
 async def fanout(t: Target, spec: dict[str, Any]) -> dict[str, Any]:
@@ -562,7 +570,7 @@ async def fanout(t: Target, spec: dict[str, Any]) -> dict[str, Any]:
     rate = spec["rate"]
     res = await measure_rate(t, [down, up], 2 * rate, spec["duration"], spec.get("warmup", 1.0))
     await close_all(conns)
-    return {"connections": len(conns), "rate_each_direction": rate, **res}
+    return {"connections": len(conns), "rate_each_direction": rate, **res, "foreign_frames": Stamped.foreign[0]}
 
 
 # --- scenario: idle connections (server memory) ------------------------------------------------

@@ -245,8 +245,9 @@ class Table:
 
         def cpus(name: str) -> str:
             ok = [r for r in runs.get(name, []) if "error" not in r]
-            c, s, o = (med([r.get(k) for r in ok]) for k in ("client_cpu_pct", "server_cpu_pct", "other_cpu_pct"))
-            return "—" if c is None else f"{c:.0f}/{s:.0f}/{o:.0f}"
+            c, s, o, w = (med([r.get(k) for r in ok])
+                          for k in ("client_cpu_pct", "server_cpu_pct", "other_cpu_pct", "server_runq_pct"))
+            return "—" if c is None else f"{c:.0f} / {s:.0f} / {o:.0f} / {w:.0f}"
 
         errors = [r["error"] for n in runs for r in runs[n] if "error" in r]
         self.rows.append((metric, fmt(sig, unit), fmt(ref, unit), "—" if ratio is None else f"{ratio:.2f}",
@@ -255,14 +256,31 @@ class Table:
             log(f"  {metric}: {e}")
 
     def markdown(self) -> str:
-        head = ("metric", "Signalite", "reference", "ratio S/R", "CPU% client/server/other (S)",
-                "CPU% client/server/other (R)", "goal", "met?")
+        head = ("metric", "Signalite", "reference", "ratio S/R", "CPU% client / server / other / server-waiting (S)",
+                "(same, R)", "goal", "met?")
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in self.rows]
         return "\n".join(lines)
 
 
 # --- the scenarios -----------------------------------------------------------------------------
+
+QUIET = {"wait": 0.0, "below": 50.0}
+
+
+def wait_for_quiet() -> float:
+    """Wait (at most ``--quiet-wait`` seconds) until the rest of the machine uses less than
+    ``--quiet-below`` % of one core over 0.5 s. Returns the load seen last (% of one core)."""
+    from .loadgen import machine_busy
+
+    deadline = time.monotonic() + QUIET["wait"]
+    while True:
+        b0 = machine_busy()
+        time.sleep(0.5)
+        load = 100.0 * (machine_busy() - b0) / 0.5
+        if load < QUIET["below"] or time.monotonic() >= deadline:
+            return load
+
 
 def run_pair(servers: dict[str, Server], runs: int, make: Any, label: str, before: Any = None) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
@@ -271,6 +289,10 @@ def run_pair(servers: dict[str, Server], runs: int, make: Any, label: str, befor
             before()
         order = list(servers) if i % 2 == 0 else list(reversed(servers))
         for name in order:
+            if QUIET["wait"] > 0:
+                load = wait_for_quiet()
+                if load >= QUIET["below"]:
+                    log(f"machine still busy ({load:.0f}% of a core) after {QUIET['wait']:.0f}s; measuring anyway")
             res = make(servers[name], i)
             out[name].append(res)
             log(f"{label} run {i + 1}/{runs} {name}: " + json.dumps(
@@ -286,10 +308,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated scenarios to run")
     parser.add_argument("--targets", default="signalite,reference",
                         help="servers to measure (default both; 'reference' alone needs no Signalite relay)")
+    parser.add_argument("--quiet-wait", type=float, default=0.0,
+                        help="before each run, wait up to this many seconds for the rest of the machine to go "
+                             "quiet (default 0: do not wait); the load seen is reported either way")
+    parser.add_argument("--quiet-below", type=float, default=50.0,
+                        help="'quiet' means the machine uses less than this %% of one core (default 50)")
     parser.add_argument("--json", type=Path, help="also write every run's raw result here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs)")
     args = parser.parse_args(argv)
     _raise_nofile()
+    QUIET.update(wait=args.quiet_wait, below=args.quiet_below)
     q = args.quick
     only = set(args.only.split(","))
     P = {
@@ -319,13 +347,18 @@ def main(argv: list[str] | None = None) -> int:
         if "signalite" in targets:
             sig.start()
             servers["signalite"] = sig
-            log(f"creating {n_channels + 1} channels on Signalite")
+            log(f"creating {n_channels + 1 + args.runs * P['pairs']} channels on Signalite")
             arns = sig.create_channels([f"bench-{i}" for i in range(n_channels)])
             fan_arn = sig.create_channels(["bench-fanout"])[0]
+            # Throughput runs stop mid-flood; Signalite keeps what was in flight for the channel's
+            # MessageTtlSeconds, as KVS does. Fresh channels per run keep the runs independent.
+            tp_arns = [sig.create_channels([f"bench-tp{r}-{i}" for i in range(P["pairs"])]) for r in range(args.runs)]
             log(f"signalite pid {sig.pid} (tls {sig.port}, plain {sig.http_port})")
         else:
             arns = [f"arn:aws:kinesisvideo:{REGION}:{ACCOUNT}:channel/bench-{i}/1700000000000" for i in range(n_channels)]
             fan_arn = f"arn:aws:kinesisvideo:{REGION}:{ACCOUNT}:channel/bench-fanout/1700000000000"
+            tp_arns = [[f"arn:aws:kinesisvideo:{REGION}:{ACCOUNT}:channel/bench-tp{r}-{i}/1700000000000"
+                        for i in range(P["pairs"])] for r in range(args.runs)]
         if "reference" in targets:
             servers["reference"] = ref
         log(f"reference pid {ref.pid}; setup {time.monotonic() - t_start:.1f}s")
@@ -346,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                           runs, "kib_per_conn", " KiB", GOALS[key], verdict=verdict(mem, 48 if tls else 16, False))
         if "throughput" in only:
             runs = run_pair(servers, args.runs, lambda s, i: loadgen(spec_for(
-                s, scenario="throughput", channels=arns, pairs=P["pairs"], window=P["window"],
+                s, scenario="throughput", channels=tp_arns[i], pairs=P["pairs"], window=P["window"],
                 duration=P["tp_duration"], tag=f"t{i}")), "throughput")
             results["throughput"] = runs
             s_v = med([r.get("msgs_per_s") for r in runs.get("signalite", []) if "error" not in r])
@@ -405,8 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table.markdown())
     print()
-    print("CPU% columns: the load generator / the server process / everything else on the machine "
-          "(other processes and kernel softirq), over the measured window, 100% = one core.")
+    print("CPU% columns (medians over the measured window, 100% = one core): the load generator / the server "
+          "process / everything else on the machine (other processes, kernel softirq) / time the server was "
+          "runnable but waiting for a CPU. Memory rows have no window (RSS is read with everything idle).")
     return 0
 
 
