@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,15 +215,14 @@ async def measure_slice(session, url: str, body: bytes, headers: dict[str, str],
     side.server_cpu += s1 - s0
 
 
-def create_channel(http_port: int) -> tuple[str, int]:
+def create_channel(http_port: int) -> str:
     import boto3
     from botocore.config import Config
 
     kv = boto3.client("kinesisvideo", region_name=REGION, endpoint_url=f"http://{HOST}:{http_port}",
                       aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                       config=Config(retries={"max_attempts": 1}))
-    arn = kv.create_signaling_channel(ChannelName="bench-channel")["ChannelARN"]
-    return arn, 0
+    return kv.create_signaling_channel(ChannelName="bench-channel")["ChannelARN"]
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -231,7 +231,7 @@ async def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="signalite-bench-") as tmp:
         server, http_port = start_signalite(Path(tmp))
         try:
-            arn, _ = create_channel(http_port)
+            arn = create_channel(http_port)
             body = json.dumps({"ChannelARN": arn, "SingleMasterChannelEndpointConfiguration": {
                 "Protocols": ["WSS", "HTTPS"], "Role": "MASTER"}}).encode()
             sig_url = f"http://{HOST}:{http_port}{PATH}"
