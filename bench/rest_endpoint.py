@@ -280,7 +280,7 @@ async def run(args: argparse.Namespace) -> dict:
         "median_cpu_ratio": round(statistics.median(r["cpu_ratio"] for r in results), 3),
         "max_client_cpu": max(max(r["client_cpu_signalite"], r["client_cpu_reference"]) for r in results),
         "runs": args.runs, "seconds": args.seconds, "connections": args.connections,
-        "signing": "pre-signed once per measurement with botocore SigV4Auth; verified by the server on every request",
+        "signing": "pre-signed with botocore SigV4Auth at the start of each slice; verified in full by the server on every request",
     }
 
 
