@@ -267,6 +267,8 @@ class Hub:
             self.run(self.router.disconnect(conn, self.clock()))
             raise
         session.attach(ws, request.transport)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("connected %s of %s", "master" if client_id is None else f"viewer {client_id}", arn)
         del url, query, principal, resource, offered, protocols  # only the socket's state stays
         # The receive loop is inline (not a helper coroutine): one frame less per idle socket.
         router = self.router
