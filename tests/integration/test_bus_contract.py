@@ -22,6 +22,8 @@ from signalite.bus import CTL, MSG, Bus, Envelope, open_bus
 from signalite.bus.base import decode, encode
 from signalite.bus.redis import RedisBus, parse_url, redact
 from tests.integration.redis_support import via
+
+CLUSTER_BUS_BACKENDS = ["redis"]
 from tests.support.server import free_port
 
 SAFETY = 10.0
@@ -95,12 +97,11 @@ async def bus(bus_url: str) -> AsyncIterator[Bus]:
         await b.close()
 
 
-@pytest.fixture
-async def nodes(bus_url: str) -> AsyncIterator[tuple[Bus, Bus]]:
-    """Two nodes on one bus."""
-    if bus_url.startswith("local:"):
-        pytest.skip("the in-process bus has one node; cross-node rules apply to cluster buses")
-    a, b = open_bus(bus_url), open_bus(bus_url)
+@pytest.fixture(params=CLUSTER_BUS_BACKENDS)
+async def nodes(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Bus, Bus]]:
+    """Two nodes on one cluster bus (the in-process bus has, by definition, one node)."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    a, b = open_bus(url), open_bus(url)
     await a.open()
     await b.open()
     try:
