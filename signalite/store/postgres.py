@@ -155,6 +155,11 @@ class PostgresStore:
         try:
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 await self._create_schema(conn)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # e.g. no CREATE privilege: as unusable as unreachable, and said as plainly at start-up.
+            await self._close_pool()
+            raise ConnectionError(f"cannot prepare the PostgreSQL store {redact(self._url)}: "
+                                  f"{_describe(exc)}") from exc
         except BaseException:
             await self._close_pool()
             raise

@@ -5,6 +5,7 @@ test cuts or freezes; nothing is mocked)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -137,3 +138,15 @@ async def test_works_without_a_statement_cache(postgres_url):
         assert (await store.get_by_name(ACCOUNT, REGION, "channel", "no-cache")).name == "no-cache"
     finally:
         await store.close()
+
+
+async def test_open_fails_with_a_clear_message_without_the_right_to_create_the_schema(postgres_schemas):
+    role = f"signalite_test_ro_{os.getpid()}"
+    await _execute(POSTGRES_URL, f"DROP ROLE IF EXISTS {role}", f"CREATE ROLE {role} LOGIN PASSWORD 'ro-pw'")
+    try:
+        parts = urlsplit(with_schema(POSTGRES_URL, "signalite_forbidden"))
+        url = urlunsplit(parts._replace(netloc=f"{role}:ro-pw@{parts.hostname}:{parts.port or 5432}"))
+        with pytest.raises(ConnectionError, match="cannot prepare the PostgreSQL store.*permission denied"):
+            await PostgresStore(url).open()
+    finally:
+        await _execute(POSTGRES_URL, f"DROP ROLE IF EXISTS {role}")
