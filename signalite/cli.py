@@ -52,7 +52,10 @@ async def _serve(settings: Settings) -> None:
     if root.generated:
         _announce_credentials(root)
     tls = _tls_files(settings)
-    app = build_app(settings, root)
+    try:
+        app = build_app(settings, root)
+    except ValueError as exc:  # a malformed --store/--bus URL: say which, no traceback
+        raise SystemExit(f"signalite: {exc}") from None
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     try:
         await runner.setup()

@@ -201,3 +201,12 @@ def test_ready_answers_503_rather_than_hanging_when_postgres_stops_answering(mak
     finally:
         postgres_proxy.thaw()
     assert _wait_ready(server)[0] == 200
+
+
+def test_serve_refuses_a_malformed_store_url_with_a_clear_message(tmp_path):
+    server = Server(data_dir=tmp_path / "srv", port=free_port(), http_port=free_port(),
+                    args=["--store", "postgresql://db/app?schema=not-an-identifier"])
+    with pytest.raises(RuntimeError, match="server exited with 1"):
+        server.start()
+    assert "signalite: invalid schema name 'not-an-identifier' in the store URL" in server.log()
+    assert "Traceback" not in server.log()
