@@ -433,7 +433,8 @@ async def throughput(t: Target, spec: dict[str, Any]) -> dict[str, Any]:
     errors = [c.envelope_error for c in conns if c.envelope_error]  # type: ignore[attr-defined]
     unchecked = sum(1 for c in conns if not c.checked)  # type: ignore[attr-defined]
     await close_all(conns)
-    return {"msgs_per_s": (c1 - c0) / m["wall_s"], "delivered": c1 - c0, **m,
+    return {"msgs_per_s": (c1 - c0) / m["wall_s"], "delivered": c1 - c0,
+            "msgs_per_server_cpu_s": (c1 - c0) / m["server_cpu_s"] if m["server_cpu_s"] else None, **m,
             "connections": len(conns), "envelope_errors": errors[:3], "silent_connections": unchecked}
 
 

@@ -7,7 +7,9 @@ It starts, on 127.0.0.1 only:
 
 * the real server, ``python -m signalite serve --quotas relaxed`` with its TLS port and its plain
   ``--http-port`` listener, in a temporary data dir, and creates the benchmark channels with boto3;
-* ``bench.reference_relay`` (plain and TLS listeners, the same certificate as Signalite);
+* ``bench.reference_relay`` (plain and TLS listeners, the same certificate as Signalite, frames
+  written straight to the transport as Signalite does; ``--reference-write aiohttp`` for the
+  awaited ``send_str`` variant);
 
 and then, for each scenario, runs ``bench.loadgen`` in its own process against each server in turn
 (the order alternates between runs), ``--runs`` times (default 3), and prints the medians:
@@ -181,9 +183,10 @@ class Signalite(Server):
 class Reference(Server):
     name = "reference"
 
-    def __init__(self, data_dir: Path, cert_dir: Path) -> None:
+    def __init__(self, data_dir: Path, cert_dir: Path, write: str = "direct") -> None:
         super().__init__(data_dir)
         self.cert_dir = cert_dir
+        self.write = write
 
     @property
     def ca(self) -> str:
@@ -192,7 +195,7 @@ class Reference(Server):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "bench.reference_relay", "--port", str(self.http_port),
                 "--tls-port", str(self.port), "--tls-cert", str(self.cert_dir / "server.pem"),
-                "--tls-key", str(self.cert_dir / "server.key")]
+                "--tls-key", str(self.cert_dir / "server.key"), "--write", self.write]
 
     def wait_ready(self, deadline: float) -> None:
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
@@ -313,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                              "quiet (default 0: do not wait); the load seen is reported either way")
     parser.add_argument("--quiet-below", type=float, default=50.0,
                         help="'quiet' means the machine uses less than this %% of one core (default 50)")
+    parser.add_argument("--reference-write", choices=("direct", "aiohttp"), default="direct",
+                        help="how the reference relay sends: one transport.write per frame like Signalite "
+                             "(default, the ceiling), or aiohttp's awaited send_str")
     parser.add_argument("--json", type=Path, help="also write every run's raw result here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs)")
     args = parser.parse_args(argv)
@@ -340,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         # The certificate Signalite would generate for itself, made first so the reference relay
         # serves the very same one (and can run without Signalite).
         ensure_local_tls(sig.data_dir, ["127.0.0.1"])
-        ref = Reference(tmp, sig.data_dir / "tls")
+        ref = Reference(tmp, sig.data_dir / "tls", args.reference_write)
         ref.start()
         servers: dict[str, Server] = {}
         n_channels = max(P["lat_conns"], P["idle_conns"]) // 2
@@ -386,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             r_v = med([r.get("msgs_per_s") for r in runs.get("reference", []) if "error" not in r])
             table.add(f"throughput, {P['pairs']} echo pairs × window {P['window']} (msg/s)", runs, "msgs_per_s",
                       "", GOALS["throughput"], verdict=verdict(s_v / r_v if (s_v and r_v) else None, 0.85, True))
+            table.add("throughput per server CPU-second (msg)", runs, "msgs_per_server_cpu_s", "")
         if "latency" in only:
             runs = run_pair(servers, args.runs, lambda s, i: loadgen(spec_for(
                 s, scenario="latency", channels=arns, connections=P["lat_conns"], rates=P["rates"],
