@@ -95,6 +95,23 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - idle) / CLK_TCK
 
 
+def net_counters() -> tuple[int, int]:
+    """(packets dropped by the kernel's per-CPU input backlog, TCP segments retransmitted), machine-wide.
+    On loopback a backlog drop costs the sender a retransmission timeout (>= 200 ms): it shows up
+    as a latency spike that is neither the server's nor the client's doing."""
+    drops = 0
+    try:
+        with open("/proc/net/softnet_stat") as f:
+            for line in f:
+                drops += int(line.split()[1], 16)
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Tcp:")]
+        retrans = int(rows[1][rows[0].index("RetransSegs")])
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return drops, retrans
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -113,6 +130,7 @@ class Meter:
         self.s0 = cpu_pid(server_pid)
         self.m0 = machine_busy()
         self.w0 = (runq_wait(os.getpid()), runq_wait(server_pid))
+        self.n0 = net_counters()
 
     def stop(self) -> dict[str, float | None]:
         wall = time.monotonic() - self.t0
@@ -121,6 +139,7 @@ class Meter:
         server = (s1 - self.s0) if (s1 is not None and self.s0 is not None) else None
         busy = machine_busy() - self.m0
         w1 = (runq_wait(os.getpid()), runq_wait(self.pid))
+        n1 = net_counters()
         waits = [100.0 * (b - a) / wall if (a is not None and b is not None and wall > 0) else None
                  for a, b in zip(self.w0, w1)]
         return {
@@ -133,6 +152,9 @@ class Meter:
             # time runnable but waiting for a CPU (contention with the other process or anything else)
             "client_runq_pct": waits[0],
             "server_runq_pct": waits[1],
+            # machine-wide, so other processes' traffic counts too
+            "backlog_drops": n1[0] - self.n0[0],
+            "tcp_retransmits": n1[1] - self.n0[1],
         }
 
 
@@ -529,7 +551,9 @@ async def measure_rate(t: Target, senders: list[Sender], rate: float, duration: 
         await asyncio.sleep(0.01)
     samples = Stamped.sink
     Stamped.sink = []
+    server_us = 1e6 * m["server_cpu_s"] / sent_in_window if (m["server_cpu_s"] and sent_in_window) else None
     return {"rate": rate, "achieved_rate": sent_in_window / m["wall_s"], **percentiles(samples),
+            "server_cpu_us_per_msg": server_us,
             "lost": sent_in_window - len(samples), "max_sender_lag_msgs": max(s.max_lag for s in senders),
             "max_sender_gap_ms": 1000 * max(s.max_gap for s in senders), **m}
 

@@ -250,17 +250,24 @@ class Table:
             ok = [r for r in runs.get(name, []) if "error" not in r]
             c, s, o, w = (med([r.get(k) for r in ok])
                           for k in ("client_cpu_pct", "server_cpu_pct", "other_cpu_pct", "server_runq_pct"))
-            return "—" if c is None else f"{c:.0f} / {s:.0f} / {o:.0f} / {w:.0f}"
+            return "—" if c is None else f"{c:.0f} / {s:.0f} / {max(o, 0.0):.0f} / {w:.0f}"
+
+        def net(name: str) -> str:
+            ok = [r for r in runs.get(name, []) if "error" not in r and "backlog_drops" in r]
+            if not ok:
+                return "—"
+            return f"{sum(r['backlog_drops'] for r in ok)}/{sum(r['tcp_retransmits'] for r in ok)}"
 
         errors = [r["error"] for n in runs for r in runs[n] if "error" in r]
         self.rows.append((metric, fmt(sig, unit), fmt(ref, unit), "—" if ratio is None else f"{ratio:.2f}",
-                          cpus("signalite"), cpus("reference"), goal, verdict + (" (errors)" if errors else "")))
+                          cpus("signalite"), cpus("reference"), f"{net('signalite')} ; {net('reference')}",
+                          goal, verdict + (" (errors)" if errors else "")))
         for e in errors[:2]:
             log(f"  {metric}: {e}")
 
     def markdown(self) -> str:
         head = ("metric", "Signalite", "reference", "ratio S/R", "CPU% client / server / other / server-waiting (S)",
-                "(same, R)", "goal", "met?")
+                "(same, R)", "drops/retx S ; R", "goal", "met?")
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in self.rows]
         return "\n".join(lines)
@@ -405,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                     v = med([r.get(pct) for r in per_rate.get("signalite", []) if "error" not in r])
                     table.add(f"latency {pct[:-3]} @ {rate:,} msg/s, {P['lat_conns']} conns", per_rate, pct, "us",
                               goal, verdict=verdict(v, 1000, False) if goal else "")
+                table.add(f"server CPU per relayed message @ {rate:,} msg/s (µs)", per_rate, "server_cpu_us_per_msg")
         if "fanout" in only:
             runs = run_pair(servers, args.runs, lambda s, i: loadgen(spec_for(
                 s, scenario="fanout", channel=fan_arn, viewers=P["viewers"], rate=P["fan_rate"],
@@ -447,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("CPU% columns (medians over the measured window, 100% = one core): the load generator / the server "
           "process / everything else on the machine (other processes, kernel softirq) / time the server was "
-          "runnable but waiting for a CPU. Memory rows have no window (RSS is read with everything idle).")
+          "runnable but waiting for a CPU. Memory rows have no window (RSS is read with everything idle). "
+          "drops/retx: packets the kernel dropped from its input backlog / TCP retransmissions, machine-wide, "
+          "summed over the runs (on loopback each drop costs a >= 200 ms retransmission timeout).")
     return 0
 
 
@@ -467,7 +477,12 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores {model}, {mem:.0f} GiB, Python {sys.version.split()[0]}"
+    try:
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        rev = "?"
+    return f"{os.cpu_count()} cores {model}, {mem:.0f} GiB, Python {sys.version.split()[0]}, Signalite at {rev}"
 
 
 if __name__ == "__main__":
