@@ -11,8 +11,8 @@ from typing import Any
 from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
 from ..services import OpContext
-from ..store import NameInUse, Resource
-from .common import check_tag_count, find, new_version, now_ms, page, tags_from_list
+from ..store import LimitExceeded, NameInUse, Resource
+from .common import check_tag_count, find, new_version, now_ms, page, tags_from_list, update
 
 DEFAULT_TTL = 60
 KIND = "channel"
@@ -48,9 +48,6 @@ async def create_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[st
     tags = tags_from_list(p.get("Tags"))
     check_tag_count(tags)
     limit = ctx.settings.quotas.channels_per_account
-    if await ctx.store.count(ctx.account, ctx.region, KIND) >= limit:
-        raise ServiceError("AccountChannelLimitExceededException",
-                           f"You have reached the maximum limit of {limit} active signaling channels for this account.")
     created = now_ms(ctx)
     resource = Resource(
         account=ctx.account, region=ctx.region, kind=KIND, name=p["ChannelName"],
@@ -61,7 +58,10 @@ async def create_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[st
         tags=tags,
     )
     try:
-        await ctx.store.insert(resource)
+        await ctx.store.insert(resource, limit=limit)  # the limit holds atomically, also across nodes
+    except LimitExceeded:
+        raise ServiceError("AccountChannelLimitExceededException",
+                           f"You have reached the maximum limit of {limit} active signaling channels for this account.") from None
     except NameInUse:
         raise ServiceError("ResourceInUseException",
                            f"The signaling channel {p['ChannelName']} already exists.") from None
@@ -81,14 +81,18 @@ async def list_signaling_channels(ctx: OpContext, p: dict[str, Any]) -> dict[str
 
 async def update_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     r = await find(ctx, KIND, arn=p["ChannelARN"])
-    if r.version != p["CurrentVersion"]:
-        raise _version_mismatch(r)
-    attrs = dict(r.attrs)
-    if "SingleMasterConfiguration" in p:
-        attrs["MessageTtlSeconds"] = p["SingleMasterConfiguration"].get("MessageTtlSeconds", DEFAULT_TTL)
-    updated = r.evolve(attrs=attrs, version=new_version())
-    if not await ctx.store.replace(updated, r.version):
-        raise _version_mismatch(r)
+
+    def change(cur: Resource) -> Resource:
+        # Re-applied on a fresh read if a concurrent write (e.g. a tag) got in between; only a
+        # different Version is a mismatch.
+        if cur.version != p["CurrentVersion"]:
+            raise _version_mismatch(cur)
+        attrs = dict(cur.attrs)
+        if "SingleMasterConfiguration" in p:
+            attrs["MessageTtlSeconds"] = p["SingleMasterConfiguration"].get("MessageTtlSeconds", DEFAULT_TTL)
+        return cur.evolve(attrs=attrs)
+
+    updated = await update(ctx, r, change)
     await _notify(ctx, "channel_updated", updated)
     return {}
 

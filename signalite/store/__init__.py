@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import NameInUse, Resource, Store
+from .base import LimitExceeded, NameInUse, Resource, Store
 
 
 def open_store(url: str) -> Store:
@@ -18,4 +18,4 @@ def open_store(url: str) -> Store:
     raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path or postgresql://...")
 
 
-__all__ = ["NameInUse", "Resource", "Store", "open_store"]
+__all__ = ["LimitExceeded", "NameInUse", "Resource", "Store", "open_store"]

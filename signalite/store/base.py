@@ -17,6 +17,10 @@ class NameInUse(Exception):
     """Raised by :meth:`Store.insert` when the (account, region, kind, name) already exists."""
 
 
+class LimitExceeded(Exception):
+    """Raised by :meth:`Store.insert` when the (account, region, kind) already holds ``limit`` resources."""
+
+
 @dataclass
 class Resource:
     account: str
@@ -31,6 +35,9 @@ class Resource:
     status: str = "ACTIVE"
     attrs: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    revision: int | None = field(default=None, compare=False)
+    """The store's own change counter, set on every record a store returns (``None`` on a record
+    built by hand); ``evolve()`` keeps it, so :meth:`Store.replace` can tell a stale copy."""
 
     def evolve(self, **changes: Any) -> "Resource":
         return dataclasses.replace(self, **changes)
@@ -43,8 +50,10 @@ class Store(Protocol):
 
     async def ping(self) -> bool: ...
 
-    async def insert(self, resource: Resource) -> None:
-        """Add a new resource; raise :class:`NameInUse` if the name is taken."""
+    async def insert(self, resource: Resource, *, limit: int | None = None) -> None:
+        """Add a new resource; raise :class:`NameInUse` if the name is taken, and, with ``limit``,
+        :class:`LimitExceeded` if its account, region and kind already hold ``limit`` resources
+        (checked atomically with the insert, also across nodes)."""
 
     async def get_by_name(self, account: str, region: str, kind: str, name: str) -> Resource | None: ...
 
@@ -57,7 +66,11 @@ class Store(Protocol):
     async def count(self, account: str, region: str, kind: str) -> int: ...
 
     async def replace(self, resource: Resource, expected_version: str) -> bool:
-        """Store ``resource`` (same ARN) only if the stored version is ``expected_version``."""
+        """Store ``resource`` (same ARN) only if the stored version is ``expected_version`` and,
+        when ``resource.revision`` is set (a record read from the store, or evolved from one), only
+        if the record was not replaced since it was read: a read-modify-write that keeps the
+        version (tags) cannot silently overwrite a concurrent one. Only version, status, attrs
+        and tags change."""
 
     async def delete(self, arn: str, expected_version: str | None = None) -> bool:
         """Delete, optionally only at ``expected_version``; False if nothing was deleted."""

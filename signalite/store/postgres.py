@@ -53,7 +53,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .base import NameInUse, Resource
+from .base import LimitExceeded, NameInUse, Resource
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to establish one connection (start-up fails after this)."""
@@ -69,6 +69,8 @@ _SCHEMA_LOCK = 0x5167_6E61_6C69_7465  # "Signalite": one advisory lock key for s
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _OWN_PARAMS = ("schema", "pool_min", "pool_max", "statement_cache_size")
 _COLUMNS = "account, region, kind, name, arn, created, version, status, attrs, tags"
+_SELECT = _COLUMNS + ", rev"
+_LIMIT_LOCK_CLASS = 0x5167  # pg_advisory_xact_lock(class, hashtext(key)) serializes inserts under a limit
 
 
 def parse_url(url: str) -> tuple[str, str | None, int, int]:
@@ -117,7 +119,7 @@ def _row(row: asyncpg.Record | None) -> Resource | None:
     if row is None:
         return None
     return Resource(row["account"], row["region"], row["kind"], row["name"], row["arn"], row["created"],
-                    row["version"], row["status"], row["attrs"], row["tags"])
+                    row["version"], row["status"], row["attrs"], row["tags"], revision=row["rev"])
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -182,6 +184,7 @@ class PostgresStore:
                 status   text NOT NULL,
                 attrs    jsonb NOT NULL DEFAULT '{{}}',
                 tags     jsonb NOT NULL DEFAULT '{{}}',
+                rev      bigint NOT NULL DEFAULT 0,
                 CONSTRAINT {index_prefix}name_key UNIQUE (account, region, kind, name)
             )""",
             f"CREATE INDEX IF NOT EXISTS {index_prefix}attrs_idx ON {t} USING gin (attrs jsonb_path_ops)",
@@ -238,25 +241,38 @@ class PostgresStore:
         return True
 
     # --- records ---------------------------------------------------------------------------
-    async def insert(self, resource: Resource) -> None:
+    async def insert(self, resource: Resource, *, limit: int | None = None) -> None:
         r = resource
+        insert = f"INSERT INTO {self._table} ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+        values = (r.account, r.region, r.kind, r.name, r.arn, r.created, r.version, r.status, r.attrs, r.tags)
         async with self._conn() as conn:
             try:
-                await conn.execute(
-                    f"INSERT INTO {self._table} ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-                    r.account, r.region, r.kind, r.name, r.arn, r.created, r.version, r.status, r.attrs, r.tags)
+                if limit is None:
+                    await conn.execute(insert, *values)
+                    return
+                # Count and insert under one lock per (schema, account, region, kind), so nodes
+                # inserting at the same time cannot all see room for one more.
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LIMIT_LOCK_CLASS,
+                                       f"{self._schema or ''}/{r.account}/{r.region}/{r.kind}")
+                    count = await conn.fetchval(
+                        f"SELECT count(*) FROM {self._table} WHERE account=$1 AND region=$2 AND kind=$3",
+                        r.account, r.region, r.kind)
+                    if count >= limit:
+                        raise LimitExceeded(r.name)
+                    await conn.execute(insert, *values)
             except asyncpg.UniqueViolationError:
                 raise NameInUse(r.name) from None
 
     async def get_by_name(self, account: str, region: str, kind: str, name: str) -> Resource | None:
         async with self._conn() as conn:
             return _row(await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM {self._table} WHERE account=$1 AND region=$2 AND kind=$3 AND name=$4",
+                f"SELECT {_SELECT} FROM {self._table} WHERE account=$1 AND region=$2 AND kind=$3 AND name=$4",
                 account, region, kind, name))
 
     async def get_by_arn(self, arn: str) -> Resource | None:
         async with self._conn() as conn:
-            return _row(await conn.fetchrow(f"SELECT {_COLUMNS} FROM {self._table} WHERE arn=$1", arn))
+            return _row(await conn.fetchrow(f"SELECT {_SELECT} FROM {self._table} WHERE arn=$1", arn))
 
     async def list(self, account: str, region: str, kind: str, *, prefix: str = "", after: str = "",
                    limit: int = 100) -> list[Resource]:
@@ -264,7 +280,7 @@ class PostgresStore:
         # wildcards. The prefix range (name >= prefix) lets the unique index serve the scan.
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM {self._table} WHERE account=$1 AND region=$2 AND kind=$3 "
+                f"SELECT {_SELECT} FROM {self._table} WHERE account=$1 AND region=$2 AND kind=$3 "
                 "AND name > $4 AND name >= $5 AND starts_with(name, $5) ORDER BY name LIMIT $6",
                 account, region, kind, after, prefix, limit)
         return [_row(r) for r in rows]  # type: ignore[misc]
@@ -279,8 +295,9 @@ class PostgresStore:
         r = resource
         async with self._conn() as conn:
             status = await conn.execute(
-                f"UPDATE {self._table} SET version=$1, status=$2, attrs=$3, tags=$4 WHERE arn=$5 AND version=$6",
-                r.version, r.status, r.attrs, r.tags, r.arn, expected_version)
+                f"UPDATE {self._table} SET version=$1, status=$2, attrs=$3, tags=$4, rev=rev+1 "
+                "WHERE arn=$5 AND version=$6 AND ($7::bigint IS NULL OR rev=$7::bigint)",
+                r.version, r.status, r.attrs, r.tags, r.arn, expected_version, r.revision)
         return status == "UPDATE 1"
 
     async def delete(self, arn: str, expected_version: str | None = None) -> bool:
@@ -297,7 +314,7 @@ class PostgresStore:
         # to ``value``, as SQLite's json_extract comparison does; no array-element matches).
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM {self._table} WHERE kind=$1 "
+                f"SELECT {_SELECT} FROM {self._table} WHERE kind=$1 "
                 "AND attrs @> jsonb_build_object($2::text, $3::text) AND attrs -> $2::text = to_jsonb($3::text) "
                 "ORDER BY name",
                 kind, attr, value)

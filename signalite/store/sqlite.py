@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .base import NameInUse, Resource
+from .base import LimitExceeded, NameInUse, Resource
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -25,17 +25,20 @@ CREATE TABLE IF NOT EXISTS resources (
     status   TEXT NOT NULL,
     attrs    TEXT NOT NULL,
     tags     TEXT NOT NULL,
+    rev      INTEGER NOT NULL DEFAULT 0,
     UNIQUE (account, region, kind, name)
 );
 """
 _COLUMNS = "account, region, kind, name, arn, created, version, status, attrs, tags"
+_SELECT = _COLUMNS + ", rev"
 
 
 def _row(row: tuple[Any, ...] | None) -> Resource | None:
     if row is None:
         return None
-    account, region, kind, name, arn, created, version, status, attrs, tags = row
-    return Resource(account, region, kind, name, arn, created, version, status, json.loads(attrs), json.loads(tags))
+    account, region, kind, name, arn, created, version, status, attrs, tags, rev = row
+    return Resource(account, region, kind, name, arn, created, version, status, json.loads(attrs), json.loads(tags),
+                    revision=rev)
 
 
 def _values(r: Resource) -> tuple[Any, ...]:
@@ -62,6 +65,8 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        if "rev" not in {r[1] for r in self._db.execute("PRAGMA table_info(resources)")}:  # files made before rev
+            self._db.execute("ALTER TABLE resources ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
 
     async def close(self) -> None:
         if self._db is not None:
@@ -72,26 +77,43 @@ class SqliteStore:
         self.db.execute("SELECT 1").fetchone()
         return True
 
-    async def insert(self, resource: Resource) -> None:
+    async def insert(self, resource: Resource, *, limit: int | None = None) -> None:
+        db = self.db
+        if limit is None:
+            try:
+                db.execute(f"INSERT INTO resources ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", _values(resource))
+            except sqlite3.IntegrityError:
+                raise NameInUse(resource.name) from None
+            return
+        db.execute("BEGIN IMMEDIATE")  # the count and the insert as one step, also across processes
         try:
-            self.db.execute(f"INSERT INTO resources ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", _values(resource))
+            (count,) = db.execute("SELECT count(*) FROM resources WHERE account=? AND region=? AND kind=?",
+                                  (resource.account, resource.region, resource.kind)).fetchone()
+            if count >= limit:
+                raise LimitExceeded(resource.name)
+            db.execute(f"INSERT INTO resources ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", _values(resource))
         except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
             raise NameInUse(resource.name) from None
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     async def get_by_name(self, account: str, region: str, kind: str, name: str) -> Resource | None:
         cur = self.db.execute(
-            f"SELECT {_COLUMNS} FROM resources WHERE account=? AND region=? AND kind=? AND name=?",
+            f"SELECT {_SELECT} FROM resources WHERE account=? AND region=? AND kind=? AND name=?",
             (account, region, kind, name))
         return _row(cur.fetchone())
 
     async def get_by_arn(self, arn: str) -> Resource | None:
-        return _row(self.db.execute(f"SELECT {_COLUMNS} FROM resources WHERE arn=?", (arn,)).fetchone())
+        return _row(self.db.execute(f"SELECT {_SELECT} FROM resources WHERE arn=?", (arn,)).fetchone())
 
     async def list(self, account: str, region: str, kind: str, *, prefix: str = "", after: str = "",
                    limit: int = 100) -> list[Resource]:
         # substr() instead of LIKE: names may contain '_' and LIKE is case-insensitive.
         cur = self.db.execute(
-            f"SELECT {_COLUMNS} FROM resources WHERE account=? AND region=? AND kind=? AND name > ? "
+            f"SELECT {_SELECT} FROM resources WHERE account=? AND region=? AND kind=? AND name > ? "
             "AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
             (account, region, kind, after, len(prefix), prefix, limit))
         return [_row(r) for r in cur.fetchall()]  # type: ignore[misc]
@@ -103,9 +125,10 @@ class SqliteStore:
 
     async def replace(self, resource: Resource, expected_version: str) -> bool:
         cur = self.db.execute(
-            "UPDATE resources SET version=?, status=?, attrs=?, tags=? WHERE arn=? AND version=?",
+            "UPDATE resources SET version=?, status=?, attrs=?, tags=?, rev=rev+1 "
+            "WHERE arn=? AND version=? AND (? IS NULL OR rev=?)",
             (resource.version, resource.status, json.dumps(resource.attrs), json.dumps(resource.tags),
-             resource.arn, expected_version))
+             resource.arn, expected_version, resource.revision, resource.revision))
         return cur.rowcount == 1
 
     async def delete(self, arn: str, expected_version: str | None = None) -> bool:
@@ -117,6 +140,6 @@ class SqliteStore:
 
     async def find(self, kind: str, attr: str, value: str) -> list[Resource]:
         cur = self.db.execute(
-            f"SELECT {_COLUMNS} FROM resources WHERE kind=? AND json_extract(attrs, '$.' || ?) = ?",
+            f"SELECT {_SELECT} FROM resources WHERE kind=? AND json_extract(attrs, '$.' || ?) = ?",
             (kind, attr, value))
         return [_row(r) for r in cur.fetchall()]  # type: ignore[misc]

@@ -210,3 +210,67 @@ def test_serve_refuses_a_malformed_store_url_with_a_clear_message(tmp_path):
         server.start()
     assert "signalite: invalid schema name 'not-an-identifier' in the store URL" in server.log()
     assert "Traceback" not in server.log()
+
+
+def _together(calls) -> list[str]:
+    """Run the calls at once from threads; each outcome is "ok" or the error code."""
+    start = threading.Barrier(len(calls))
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def run(call) -> None:
+        start.wait()
+        try:
+            call()
+            result = "ok"
+        except Exception as exc:  # botocore ClientError: keep the AWS error code
+            result = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+def test_concurrent_tag_writes_on_two_nodes_lose_nothing(make_server, postgres_url, name):
+    nodes = [make_server("--store", postgres_url), make_server("--store", postgres_url)]
+    arn = nodes[0].boto().create_signaling_channel(ChannelName=name)["ChannelARN"]
+    version = nodes[0].boto().describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]["Version"]
+    # Five writers: common.update() re-reads and retries up to 5 times, and each round one
+    # writer gets through, so all five must succeed (a sixth may get ClientLimitExceeded).
+    clients = [n.boto() for n in nodes for _ in range(3)][:5]
+    outcomes = _together([
+        (lambda kv=kv, i=i: kv.tag_resource(ResourceARN=arn, Tags=[{"Key": f"k{i:02d}", "Value": "v"}]))
+        for i, kv in enumerate(clients)])
+    assert outcomes == ["ok"] * len(clients)
+    tags = nodes[1].boto().list_tags_for_resource(ResourceARN=arn)["Tags"]
+    assert tags == {f"k{i:02d}": "v" for i in range(len(clients))}
+    assert nodes[1].boto().describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]["Version"] == version
+
+
+def test_an_update_racing_tag_writes_succeeds_and_keeps_them(make_server, postgres_url, name):
+    nodes = [make_server("--store", postgres_url), make_server("--store", postgres_url)]
+    arn = nodes[0].boto().create_signaling_channel(ChannelName=name)["ChannelARN"]
+    version = nodes[0].boto().describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]["Version"]
+    clients = [n.boto() for n in nodes for _ in range(3)][:5]  # five writers (see above)
+    calls = [(lambda kv=kv, i=i: kv.tag_resource(ResourceARN=arn, Tags=[{"Key": f"k{i}", "Value": "v"}]))
+             for i, kv in enumerate(clients[1:])]
+    calls.append(lambda: clients[0].update_signaling_channel(
+        ChannelARN=arn, CurrentVersion=version, SingleMasterConfiguration={"MessageTtlSeconds": 77}))
+    assert _together(calls) == ["ok"] * len(calls)  # a tag write in between is not a version mismatch
+    info = nodes[1].boto().describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]
+    assert info["SingleMasterConfiguration"] == {"MessageTtlSeconds": 77}
+    assert len(nodes[1].boto().list_tags_for_resource(ResourceARN=arn)["Tags"]) == len(calls) - 1
+
+
+def test_the_channel_limit_holds_when_two_nodes_create_at_once(make_server, postgres_url, name):
+    nodes = [make_server("--store", postgres_url, "--channels-per-account", "3") for _ in range(2)]
+    clients = [n.boto() for n in nodes for _ in range(5)]
+    outcomes = _together([(lambda kv=kv, i=i: kv.create_signaling_channel(ChannelName=f"{name}-{i}"))
+                          for i, kv in enumerate(clients)])
+    assert sorted(outcomes) == ["AccountChannelLimitExceededException"] * 7 + ["ok"] * 3
+    assert len(rows_in_postgres(postgres_url)) == 3

@@ -13,7 +13,7 @@ from typing import AsyncIterator
 import pytest
 
 from signalite.aws import arn as arns
-from signalite.store import NameInUse, Resource, Store, open_store
+from signalite.store import LimitExceeded, NameInUse, Resource, Store, open_store
 
 ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"
@@ -182,6 +182,23 @@ async def test_paging_with_a_prefix_containing_wildcard_characters_visits_each_m
     assert seen == sorted(matching)
 
 
+async def test_insert_with_a_limit(store):
+    for i in range(3):
+        await store.insert(res(f"l{i}"), limit=3)
+    with pytest.raises(LimitExceeded):
+        await store.insert(res("l3"), limit=3)
+    assert await store.get_by_name(ACCOUNT, REGION, "channel", "l3") is None
+    await store.insert(res("l3", region=OTHER_REGION), limit=3)  # counted per account, region and kind
+    await store.insert(res("l3", account=OTHER_ACCOUNT), limit=3)
+    await store.insert(res("l3", kind="stream"), limit=3)
+    with pytest.raises(LimitExceeded):  # the limit is checked before the name
+        await store.insert(res("l0"), limit=3)
+    with pytest.raises(NameInUse):
+        await store.insert(res("l0"), limit=4)
+    await store.insert(res("l4"), limit=4)
+    assert await store.count(ACCOUNT, REGION, "channel") == 4
+
+
 # --- count ----------------------------------------------------------------------------------
 
 async def test_count(store):
@@ -242,6 +259,34 @@ async def test_replace_can_empty_attrs_and_tags(store):
     assert await store.replace(r.evolve(version="v2", attrs={}, tags={}), "v1")
     got = await store.get_by_arn(r.arn)
     assert (got.attrs, got.tags) == ({}, {})
+
+
+async def test_replace_refuses_a_stale_copy_even_when_the_version_did_not_change(store):
+    """Tag writes keep the Version (AWS semantics), so the version alone cannot detect a concurrent
+    tag write; a record read from the store carries its revision, and a stale one is refused."""
+    r = res("tagged", tags={})
+    await store.insert(r)
+    first = await store.get_by_arn(r.arn)
+    second = await store.get_by_arn(r.arn)
+    assert first.revision is not None
+    assert await store.replace(first.evolve(tags={"a": "1"}), first.version) is True
+    assert await store.replace(second.evolve(tags={"b": "2"}), second.version) is False  # no lost update
+    current = await store.get_by_arn(r.arn)
+    assert current.tags == {"a": "1"} and current.version == r.version
+    assert await store.replace(current.evolve(tags={**current.tags, "b": "2"}), current.version) is True
+    assert (await store.get_by_arn(r.arn)).tags == {"a": "1", "b": "2"}
+
+
+async def test_records_from_every_read_carry_the_same_revision(store):
+    r = res("rev")
+    await store.insert(r)
+    reads = [await store.get_by_arn(r.arn), await store.get_by_name(ACCOUNT, REGION, "channel", "rev"),
+             (await store.list(ACCOUNT, REGION, "channel"))[0]]
+    assert len({x.revision for x in reads}) == 1 and reads[0].revision is not None
+    assert await store.replace(reads[1].evolve(version="v2"), "v1")
+    again = await store.get_by_arn(r.arn)
+    assert again.revision != reads[0].revision
+    assert not await store.replace(reads[2].evolve(version="v3"), "v2")  # version right, copy stale
 
 
 # --- delete ---------------------------------------------------------------------------------
@@ -422,3 +467,31 @@ async def test_concurrent_inserts_of_distinct_names_all_succeed(two_nodes):
     assert results == [None] * 60
     assert await a.count(ACCOUNT, REGION, "channel") == 60
     assert await names(b, prefix="n_", limit=1000) == [f"n_{i:03d}" for i in range(60)]
+
+
+async def test_concurrent_inserts_under_a_limit_never_exceed_it(two_nodes):
+    a, b = two_nodes
+    results = await _outcomes(*((a if i % 2 else b).insert(res(f"lim_{i:02d}"), limit=5) for i in range(30)))
+    assert results.count(None) == 5
+    assert all(isinstance(x, LimitExceeded) for x in results if x is not None), results
+    assert await a.count(ACCOUNT, REGION, "channel") == 5
+
+
+async def test_concurrent_read_modify_writes_that_keep_the_version_lose_nothing(two_nodes):
+    """What TagResource does on two nodes at once: read, add a tag, replace at the same version,
+    and on refusal read again and retry. Every tag must survive."""
+    a, b = two_nodes
+    r = res("many-tags", tags={})
+    await a.insert(r)
+
+    async def add_tag(node: Store, key: str) -> None:
+        for _ in range(100):
+            cur = await node.get_by_arn(r.arn)
+            if await node.replace(cur.evolve(tags={**cur.tags, key: "v"}), cur.version):
+                return
+        raise AssertionError("never got through")
+
+    await asyncio.gather(*(add_tag(a if i % 2 else b, f"k{i:02d}") for i in range(20)))
+    got = await b.get_by_arn(r.arn)
+    assert got.tags == {f"k{i:02d}": "v" for i in range(20)}
+    assert got.version == r.version
