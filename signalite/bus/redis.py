@@ -14,8 +14,11 @@ How it meets the contract in ``bus/base.py``
       single node therefore behaves exactly like the embedded server (and keeps working while
       Redis is away), and no message a node publishes can miss that node because its Redis
       subscription is still being set up.
-    * **Order.** One writer task sends the queue in order, pipelining whatever has accumulated,
-      on one connection; Redis delivers a connection's publishes in order to each subscriber.
+    * **Order, once.** One writer task sends the queue in order, pipelining whatever has
+      accumulated, on one connection; Redis delivers a connection's publishes in order to each
+      subscriber. A batch whose reply is lost (the connection broke) is sent again, so sending is
+      at least once; every payload carries the node's sequence number and receivers drop numbers
+      they have passed, so each node's handler still sees each envelope once, in order.
     * **Non-blocking.** ``publish``, ``subscribe`` and ``unsubscribe`` only touch memory. The
       writer retries a batch while Redis is unreachable and drops envelopes whose ``expires`` has
       passed (the router would drop them anyway; ``ctl`` envelopes never expire); ``MAX_QUEUED`` bounds the memory a long outage
@@ -60,6 +63,9 @@ MAX_BATCH = 512
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 DEFAULT_PREFIX = "signalite:"
 _NODE_ID_LEN = 16
+_SEQ_LEN = 12  # hex digits of the per-node sequence number after the node id
+_HEADER_LEN = _NODE_ID_LEN + _SEQ_LEN
+MAX_KNOWN_NODES = 4096
 _ERRORS = (redis_errors.RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -111,6 +117,8 @@ class RedisBus(Bus):
         self._tasks: list[asyncio.Task[None]] = []
         self._reader_error: str | None = None
         self._closing = False
+        self._seq = 0                             # sequence number of this node's last publish
+        self._last_seq: dict[bytes, int] = {}     # highest sequence number seen per other node
         self.dropped = 0
         """Envelopes dropped because Redis was unreachable for longer than their TTL or MAX_QUEUED."""
 
@@ -200,7 +208,9 @@ class RedisBus(Bus):
                 log.exception("bus handler failed on %s", topic)
         # Only relayed messages expire; channel events (``ctl``, expires 0) must always go out.
         expires = envelope.expires if envelope.kind == MSG else float("inf")
-        self._enqueue(self._topic_prefix + topic.encode(), self._node + encode(envelope), expires)
+        self._seq += 1
+        header = self._node + b"%012x" % self._seq
+        self._enqueue(self._topic_prefix + topic.encode(), header + encode(envelope), expires)
 
     async def synced(self) -> None:
         """Return once Redis has confirmed every subscribe/unsubscribe asked for so far."""
@@ -313,13 +323,22 @@ class RedisBus(Bus):
             if channel == self._control:
                 return  # a wake-up; _reconcile runs next
             data = message["data"]
-            if data[:_NODE_ID_LEN] == self._node:
+            sender = data[:_NODE_ID_LEN]
+            if sender == self._node:
                 return  # our own message, already delivered inline by publish()
+            # A publish batch whose reply was lost is sent again (at least once); a node's
+            # sequence numbers only grow, in order, so a number not above the last is a repeat.
+            seq = int(data[_NODE_ID_LEN:_HEADER_LEN], 16)
+            if seq <= self._last_seq.get(sender, 0):
+                return
+            if sender not in self._last_seq and len(self._last_seq) >= MAX_KNOWN_NODES:
+                del self._last_seq[next(iter(self._last_seq))]  # forget the oldest (long gone) node
+            self._last_seq[sender] = seq
             topic = channel[len(self._topic_prefix):].decode()
             handler = self._handlers.get(topic)
             if handler is not None:
                 try:
-                    handler(topic, decode(data[_NODE_ID_LEN:]))
+                    handler(topic, decode(data[_HEADER_LEN:]))
                 except Exception:
                     log.exception("bus handler failed on %s", topic)
         elif kind in (b"subscribe", "subscribe"):

@@ -92,7 +92,8 @@ def postgres_url(postgres_schemas: Callable[[], str]) -> str:
 class TcpProxy:
     """A TCP relay ``127.0.0.1:port`` → target, in threads. ``stop()`` cuts every connection and
     refuses new ones; ``start()`` listens again on the same port; ``freeze()`` keeps sockets open
-    but relays nothing (a database that stopped answering)."""
+    but relays nothing (a database that stopped answering); ``hold_replies()`` relays requests
+    but holds the server's answers (a reply lost after the request took effect)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -102,6 +103,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._flowing = threading.Event()
         self._flowing.set()
+        self._replies = threading.Event()
+        self._replies.set()
 
     def __enter__(self) -> "TcpProxy":
         return self.start()
@@ -134,6 +137,10 @@ class TcpProxy:
 
     def thaw(self) -> None:
         self._flowing.set()
+        self._replies.set()
+
+    def hold_replies(self) -> None:
+        self._replies.clear()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -153,16 +160,18 @@ class TcpProxy:
                     _close(upstream)
                     return
                 self._sockets.update((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, ()), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, (self._replies,)), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, gates: tuple[threading.Event, ...]) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
                 self._flowing.wait()
+                for gate in gates:
+                    gate.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -458,3 +458,32 @@ async def test_ping_gives_up_instead_of_hanging_when_redis_stops_answering(redis
     finally:
         redis_proxy.thaw()
         await a.close()
+
+
+async def test_a_batch_sent_again_after_a_lost_reply_is_delivered_once(redis_url, redis_proxy):
+    """Redis took the publish but its reply never came back: the writer sends the batch again,
+    and receivers must not deliver it twice."""
+    a, b = open_bus(via(redis_proxy, redis_url)), open_bus(redis_url)
+    await a.open()
+    await b.open()
+    try:
+        t, rb = topic(), Recorder()
+        b.subscribe(t, rb)
+        await synced(b)
+        a.publish(t, env(0))
+        await rb.wait(1)          # a's publishing connection is up (its handshake needs replies)
+        redis_proxy.hold_replies()
+        a.publish(t, env(1))
+        a.publish(t, env(2))
+        await rb.wait(3)          # Redis delivered both; a has not heard back
+        redis_proxy.stop()        # a's connection breaks with the reply in flight
+        redis_proxy.thaw()
+        redis_proxy.start()
+        a.publish(t, env(3))
+        await rb.wait(4)
+        await fence(a, b)
+        assert [json.loads(e.frame)["i"] for e in rb.envelopes] == [0, 1, 2, 3]
+    finally:
+        redis_proxy.thaw()
+        await a.close()
+        await b.close()
