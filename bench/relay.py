@@ -1,7 +1,7 @@
 """WSS relay benchmarks (issue #3): Signalite beside a minimal aiohttp+uvloop relay, in one launch.
 
-    .venv/bin/python -m bench.relay            # full run, about 4-5 minutes
-    .venv/bin/python -m bench.relay --quick    # about 1 minute, smaller counts, shorter windows
+    .venv/bin/python -m bench.relay            # full run: 3 runs each, about 4-5 minutes
+    .venv/bin/python -m bench.relay --quick    # smoke run: 1 run each, smaller counts, about 1 minute
 
 It starts, on 127.0.0.1 only:
 
@@ -313,7 +313,7 @@ def run_pair(servers: dict[str, Server], runs: int, make: Any, label: str, befor
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="WSS relay benchmarks: Signalite vs a minimal aiohttp relay")
     parser.add_argument("--quick", action="store_true", help="about one minute: smaller counts, shorter windows")
-    parser.add_argument("--runs", type=int, default=3, help="runs per scenario and server (median reported)")
+    parser.add_argument("--runs", type=int, help="runs per scenario and server, median reported (default 3; 1 with --quick)")
     parser.add_argument("--only", default="throughput,latency,fanout,idle,connects",
                         help="comma-separated scenarios to run")
     parser.add_argument("--targets", default="signalite,reference",
@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every run's raw result here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs)")
     args = parser.parse_args(argv)
+    if args.runs is None:
+        args.runs = 1 if args.quick else 3
     _raise_nofile()
     QUIET.update(wait=args.quiet_wait, below=args.quiet_below)
     q = args.quick
