@@ -119,6 +119,8 @@ class RedisBus(Bus):
         self._closing = False
         self._seq = 0                             # sequence number of this node's last publish
         self._last_seq: dict[bytes, int] = {}     # highest sequence number seen per other node
+        self.sent = 0
+        """Envelopes Redis acknowledged (including control wake-ups)."""
         self.dropped = 0
         """Envelopes dropped because Redis was unreachable for longer than their TTL or MAX_QUEUED."""
 
@@ -269,6 +271,7 @@ class RedisBus(Bus):
                     pipe.publish(channel, data)
                 async with asyncio.timeout(COMMAND_TIMEOUT):  # not wait_for: on 3.11 it can swallow a cancel
                     await pipe.execute()
+                self.sent += len(batch)
                 attempt = 0
             except asyncio.CancelledError:
                 raise

@@ -472,6 +472,10 @@ async def test_a_batch_sent_again_after_a_lost_reply_is_delivered_once(redis_url
         await synced(b)
         a.publish(t, env(0))
         await rb.wait(1)          # a's publishing connection is up (its handshake needs replies)
+        for _ in range(500):      # and a has its reply (bounded attempts, not a timing)
+            if a.sent >= 1:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.01)
         redis_proxy.hold_replies()
         a.publish(t, env(1))
         a.publish(t, env(2))
