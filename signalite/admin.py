@@ -60,7 +60,7 @@ def cmd_go_away(args: argparse.Namespace) -> int:
     saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
     url = (args.url or saved.get("url") or "").rstrip("/")
     if not url:
-        raise SystemExit(f"signalite admin: no server URL: pass --url or the --data-dir of a running server")
+        raise SystemExit("signalite admin: no server URL: pass --url or the --data-dir of a running server")
     parsed = arns.parse(args.channel_arn)
     region = parsed.region if parsed else "us-west-2"
     key, secret = _root_key(data_dir)

@@ -9,7 +9,6 @@ import logging
 import shlex
 import signal
 import sys
-from pathlib import Path
 
 from . import __version__
 from .aws.keys import RootCredentials, load_root_credentials

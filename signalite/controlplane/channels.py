@@ -12,7 +12,7 @@ from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
 from ..services import OpContext
 from ..store import LimitExceeded, NameInUse, Resource
-from .common import check_tag_count, find, new_version, now_ms, page, tags_from_list, update
+from .common import check_tag_count, find, new_version, now_ms, page, tags_from_list, update, version_mismatch
 
 DEFAULT_TTL = 60
 KIND = "channel"
@@ -83,16 +83,12 @@ async def update_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[st
     r = await find(ctx, KIND, arn=p["ChannelARN"])
 
     def change(cur: Resource) -> Resource:
-        # Re-applied on a fresh read if a concurrent write (e.g. a tag) got in between; only a
-        # different Version is a mismatch.
-        if cur.version != p["CurrentVersion"]:
-            raise _version_mismatch(cur)
         attrs = dict(cur.attrs)
         if "SingleMasterConfiguration" in p:
             attrs["MessageTtlSeconds"] = p["SingleMasterConfiguration"].get("MessageTtlSeconds", DEFAULT_TTL)
         return cur.evolve(attrs=attrs)
 
-    updated = await update(ctx, r, change)
+    updated = await update(ctx, r, change, expected_version=p["CurrentVersion"])
     await _notify(ctx, "channel_updated", updated)
     return {}
 
@@ -101,17 +97,12 @@ async def delete_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[st
     r = await find(ctx, KIND, arn=p["ChannelARN"])
     expected = p.get("CurrentVersion")
     if expected is not None and expected != r.version:
-        raise _version_mismatch(r)
+        raise version_mismatch(r)
     if not await ctx.store.delete(r.arn, expected):
-        raise _version_mismatch(r) if expected else ServiceError(
+        raise version_mismatch(r) if expected else ServiceError(
             "ResourceNotFoundException", "The requested channel is not found or not active.")
     await _notify(ctx, "channel_deleted", r.arn)
     return {}
-
-
-def _version_mismatch(r: Resource) -> ServiceError:
-    return ServiceError("VersionMismatchException",
-                        f"The CurrentVersion does not match the latest version of the channel {r.name}.")
 
 
 def endpoint_urls(ctx: OpContext) -> dict[str, str]:

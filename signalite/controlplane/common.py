@@ -104,15 +104,23 @@ def check_tag_count(tags: dict[str, str]) -> dict[str, str]:
     return tags
 
 
+def version_mismatch(r: Resource) -> ServiceError:
+    return ServiceError("VersionMismatchException",
+                        f"The CurrentVersion does not match the latest version of the {r.kind} {r.name}.")
+
+
 async def update(ctx: OpContext, r: Resource, change: Callable[[Resource], Resource], *,
-                 bump_version: bool = True, attempts: int = 5) -> Resource:
+                 bump_version: bool = True, expected_version: str | None = None, attempts: int = 5) -> Resource:
     """Apply ``change`` to the stored resource under optimistic locking and return the result.
 
-    Used by operations whose input carries no CurrentVersion (tags, media storage): if another
-    writer got in between, the resource is read again and ``change`` re-applied, so the caller
-    never sees a VersionMismatch it did not ask for. ``change`` may raise a ServiceError.
+    If another writer got in between (a tag write, say), the resource is read again and
+    ``change`` re-applied to the fresh copy, so a caller never sees a VersionMismatch it did not
+    ask for; with ``expected_version`` (the client's CurrentVersion) only a different Version is a
+    mismatch. ``change`` may raise a ServiceError.
     """
     for _ in range(attempts):
+        if expected_version is not None and r.version != expected_version:
+            raise version_mismatch(r)
         updated = change(r)
         if bump_version:
             updated = updated.evolve(version=new_version())

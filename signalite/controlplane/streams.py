@@ -14,8 +14,8 @@ from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
 from ..services import OpContext
 from ..store import NameInUse, Resource
-from .common import (check_tag_count, decode_token, find, new_version, now_ms, page, save_tags,
-                     tags_from_map)
+from .common import (check_tag_count, decode_token, find, new_version, now_ms, page, save_tags, tags_from_map,
+                     update, version_mismatch)
 
 KIND = "stream"
 MAPPED_CHANNEL = "MediaStorageStreamARN"
@@ -41,17 +41,6 @@ async def find_stream(ctx: OpContext, p: dict[str, Any]) -> Resource:
     return await find(ctx, KIND, name=p.get("StreamName"), arn=p.get("StreamARN"),
                       name_member="StreamName", arn_member="StreamARN")
 
-
-def _version_mismatch(r: Resource) -> ServiceError:
-    return ServiceError("VersionMismatchException",
-                        f"The CurrentVersion does not match the latest version of the stream {r.name}.")
-
-
-async def _replace_versioned(ctx: OpContext, r: Resource, current: str, **changes: Any) -> None:
-    if r.version != current:
-        raise _version_mismatch(r)
-    if not await ctx.store.replace(r.evolve(version=new_version(), **changes), current):
-        raise _version_mismatch(r)
 
 
 async def create_stream(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -89,28 +78,25 @@ async def list_streams(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
 
 async def update_stream(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     r = await find_stream(ctx, p)
-    attrs = dict(r.attrs)
-    for member in ("DeviceName", "MediaType"):
-        if member in p:
-            attrs[member] = p[member]
-    await _replace_versioned(ctx, r, p["CurrentVersion"], attrs=attrs)
+    changed = {m: p[m] for m in ("DeviceName", "MediaType") if m in p}
+    await update(ctx, r, lambda cur: cur.evolve(attrs={**cur.attrs, **changed}), expected_version=p["CurrentVersion"])
     return {}
 
 
 async def update_data_retention(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     r = await find_stream(ctx, p)
-    if r.version != p["CurrentVersion"]:
-        raise _version_mismatch(r)
-    current = int(r.attrs.get("DataRetentionInHours", 0))
-    change = int(p["DataRetentionChangeInHours"])
-    if p["Operation"] == "INCREASE_DATA_RETENTION":
-        hours = current + change
-    else:
-        hours = current - change
-        if hours < 0:
-            raise invalid(f"The stream {r.name} keeps data for {current} hours; "
-                          f"it cannot be decreased by {change} hours.")
-    await _replace_versioned(ctx, r, p["CurrentVersion"], attrs={**r.attrs, "DataRetentionInHours": hours})
+    delta = int(p["DataRetentionChangeInHours"])
+    if p["Operation"] == "DECREASE_DATA_RETENTION":
+        delta = -delta
+
+    def change(cur: Resource) -> Resource:
+        current = int(cur.attrs.get("DataRetentionInHours", 0))
+        if current + delta < 0:
+            raise invalid(f"The stream {cur.name} keeps data for {current} hours; "
+                          f"it cannot be decreased by {-delta} hours.")
+        return cur.evolve(attrs={**cur.attrs, "DataRetentionInHours": current + delta})
+
+    await update(ctx, r, change, expected_version=p["CurrentVersion"])
     return {}
 
 
@@ -118,14 +104,14 @@ async def delete_stream(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     r = await find(ctx, KIND, arn=p["StreamARN"], name_member="StreamName", arn_member="StreamARN")
     expected = p.get("CurrentVersion")
     if expected is not None and expected != r.version:
-        raise _version_mismatch(r)
+        raise version_mismatch(r)
     mapped = await ctx.store.find("channel", MAPPED_CHANNEL, r.arn)
     if mapped:
         raise ServiceError("ResourceInUseException",
                            f"The stream {r.name} is the media storage of the signaling channel "
                            f"{mapped[0].name}; disable that channel's media storage first.")
     if not await ctx.store.delete(r.arn, expected):
-        raise _version_mismatch(r) if expected else ServiceError(
+        raise version_mismatch(r) if expected else ServiceError(
             "ResourceNotFoundException", "The requested stream is not found or not active.")
     return {}
 
