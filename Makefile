@@ -20,7 +20,7 @@ test-deps:
 	bash scripts/test-deps.sh
 
 test: test-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	set -a; . ./.test-env; set +a; $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench.all

@@ -35,6 +35,27 @@ if ! (echo > /dev/tcp/127.0.0.1/6379) 2>/dev/null; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
 
+# A database and login of our own for the PostgreSQL tests: a fresh Debian cluster has no `test`
+# database and asks TCP logins for a password, so the tests would otherwise skip.
+PGURL=${SIGNALITE_TEST_POSTGRES_URL:-postgresql://signalite_test:signalite_test@127.0.0.1:5432/signalite_test}
+# (CREATEROLE: one test proves a role without the right to create the schema gets a clear error.)
+if command -v psql >/dev/null && [ "$(psql "$PGURL" -qtAc 'select rolcreaterole from pg_roles where rolname = current_user' 2>/dev/null)" != t ]; then
+  echo "test-deps: creating the signalite_test PostgreSQL role and database"
+  as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+  as_pg psql -qc "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'signalite_test') THEN
+                  CREATE ROLE signalite_test LOGIN PASSWORD 'signalite_test'; END IF; END\$\$;
+                  ALTER ROLE signalite_test CREATEROLE;"
+  as_pg psql -qtAc "SELECT 1 FROM pg_database WHERE datname = 'signalite_test'" | grep -q 1 \
+    || as_pg createdb -O signalite_test signalite_test
+fi
+# What the test run needs to know; `make test` loads it. The cluster backends must not skip.
+cat > .test-env <<ENV
+SIGNALITE_TEST_POSTGRES_URL=$PGURL
+SIGNALITE_TEST_REDIS_URL=${SIGNALITE_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
+SIGNALITE_REQUIRE_POSTGRES=1
+SIGNALITE_REQUIRE_REDIS=1
+ENV
+
 # Python: the package with its test extras.
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
