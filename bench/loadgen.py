@@ -540,6 +540,7 @@ async def measure_rate(t: Target, senders: list[Sender], rate: float, duration: 
     await asyncio.gather(*(s.run(per, warmup) for s in senders))
     sent0 = sum(s.sent for s in senders)
     Stamped.window = [time.monotonic_ns(), 1 << 62]
+    epoch0 = time.time()
     meter = Meter(t.pid)
     await asyncio.gather(*(s.run(per, duration) for s in senders))
     m = meter.stop()
@@ -553,7 +554,7 @@ async def measure_rate(t: Target, senders: list[Sender], rate: float, duration: 
     Stamped.sink = []
     server_us = 1e6 * m["server_cpu_s"] / sent_in_window if (m["server_cpu_s"] and sent_in_window) else None
     return {"rate": rate, "achieved_rate": sent_in_window / m["wall_s"], **percentiles(samples),
-            "server_cpu_us_per_msg": server_us,
+            "server_cpu_us_per_msg": server_us, "window_epoch": [epoch0, time.time()],
             "lost": sent_in_window - len(samples), "max_sender_lag_msgs": max(s.max_lag for s in senders),
             "max_sender_gap_ms": 1000 * max(s.max_gap for s in senders), **m}
 
