@@ -31,6 +31,7 @@ envelope carries its own absolute expiry (``expires``, epoch seconds) for that.
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from typing import Callable, NamedTuple
 
@@ -87,3 +88,14 @@ def encode(envelope: Envelope) -> bytes:
 
 def decode(data: bytes | str) -> Envelope:
     return Envelope(*json.loads(data))
+
+
+def dispatch(handlers: dict[str, Handler], topic: str, envelope: Envelope) -> None:
+    """Hand ``envelope`` to this node's subscriber of ``topic``, if any. A subscriber's bug is
+    logged here so that it never reaches the publisher (a client's socket)."""
+    handler = handlers.get(topic)
+    if handler is not None:
+        try:
+            handler(topic, envelope)
+        except Exception:
+            logging.getLogger("signalite.bus").exception("bus handler failed on %s", topic)

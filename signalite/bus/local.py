@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
-from .base import Bus, Envelope, Handler
-
-log = logging.getLogger("signalite.bus")
+from .base import Bus, Envelope, Handler, dispatch
 
 
 class LocalBus(Bus):
@@ -31,9 +27,4 @@ class LocalBus(Bus):
         self._handlers.pop(topic, None)
 
     def publish(self, topic: str, envelope: Envelope) -> None:
-        handler = self._handlers.get(topic)
-        if handler is not None:
-            try:
-                handler(topic, envelope)
-            except Exception:  # a subscriber's bug must not reach the publisher's socket
-                log.exception("bus handler failed on %s", topic)
+        dispatch(self._handlers, topic, envelope)

@@ -48,7 +48,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from .base import MSG, Bus, Envelope, Handler, decode, encode
+from ..urls import redact
+from .base import MSG, Bus, Envelope, Handler, decode, dispatch, encode
 
 log = logging.getLogger("signalite.bus")
 
@@ -76,15 +77,6 @@ def parse_url(url: str) -> tuple[str, str]:
     prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX)
     rest = [(k, v) for k, v in query if k != "prefix"]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), prefix
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit((parts.scheme, f"{user}:***@{hostinfo}", parts.path, parts.query, parts.fragment))
 
 
 def _describe(exc: BaseException) -> str:
@@ -202,12 +194,7 @@ class RedisBus(Bus):
         self._wake()
 
     def publish(self, topic: str, envelope: Envelope) -> None:
-        handler = self._handlers.get(topic)
-        if handler is not None:
-            try:
-                handler(topic, envelope)
-            except Exception:  # a subscriber's bug must not reach the publisher's socket
-                log.exception("bus handler failed on %s", topic)
+        dispatch(self._handlers, topic, envelope)
         # Only relayed messages expire; channel events (``ctl``, expires 0) must always go out.
         expires = envelope.expires if envelope.kind == MSG else float("inf")
         self._seq += 1
@@ -338,12 +325,8 @@ class RedisBus(Bus):
                 del self._last_seq[next(iter(self._last_seq))]  # forget the oldest (long gone) node
             self._last_seq[sender] = seq
             topic = channel[len(self._topic_prefix):].decode()
-            handler = self._handlers.get(topic)
-            if handler is not None:
-                try:
-                    handler(topic, decode(data[_HEADER_LEN:]))
-                except Exception:
-                    log.exception("bus handler failed on %s", topic)
+            if topic in self._handlers:
+                dispatch(self._handlers, topic, decode(data[_HEADER_LEN:]))
         elif kind in (b"subscribe", "subscribe"):
             if channel != self._control:
                 self._confirmed.add(channel)

@@ -30,6 +30,7 @@ from ..aws.errors import ServiceError
 from ..controlplane.channels import message_ttl
 from ..controlplane.common import find
 from ..services import OpContext
+from ..signaling.quotas import TokenBucket
 
 MAX_WAIT_SECONDS = 30.0
 CHANNEL_TPS = 5.0
@@ -38,25 +39,12 @@ ACCOUNT_TPS = 100.0
 only, counted per node."""
 
 
-class _Bucket:
-    __slots__ = ("rate", "tokens", "stamp")
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate, self.tokens, self.stamp = rate, rate, now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 def check_rate(ctx: OpContext, arn: str) -> None:
     if ctx.settings.quotas_profile != "aws":
         return
-    buckets: dict[str, _Bucket] = ctx.services.extras.setdefault("alexa_buckets", {})
+    buckets: dict[str, TokenBucket] = ctx.services.extras.setdefault("alexa_buckets", {})
     now = asyncio.get_running_loop().time()
     if len(buckets) > 10_000:  # forget idle channels
         for key in [k for k, b in buckets.items() if now - b.stamp > 60]:
@@ -65,7 +53,7 @@ def check_rate(ctx: OpContext, arn: str) -> None:
                             (f"channel:{arn}", CHANNEL_TPS, "this channel")):
         bucket = buckets.get(key)
         if bucket is None:
-            bucket = buckets[key] = _Bucket(rate, now)
+            bucket = buckets[key] = TokenBucket(rate, now)
         if not bucket.take(now):
             raise ServiceError("ClientLimitExceededException",
                                f"SendAlexaOfferToMaster is limited to {rate:g} calls per second for {what}; "

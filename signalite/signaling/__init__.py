@@ -24,7 +24,8 @@ def setup(app: "web.Application", services: "Services", verifier: "SigV4Verifier
     """Open the bus, build the hub (``services.bus``, ``services.hub``), route the WebSocket upgrade
     on ``GET /`` (and on the path of ``--public-url`` if it has one) and the admin API."""
     from ..bus import open_bus
-    from .hub import ADMIN_PATH, Hub
+    from ..admin import ADMIN_PATH
+    from .hub import Hub
 
     bus = open_bus(services.settings.bus_url)
     hub = Hub(services, verifier, bus)

@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from ..admin import ADMIN_PATH
 from ..aws.sigv4 import AuthError, SigV4Verifier
 from ..bus.base import Bus, Envelope
 from ..controlplane.channels import message_ttl

@@ -53,6 +53,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from ..urls import redact
 from .base import LimitExceeded, NameInUse, Resource
 
 CONNECT_TIMEOUT = 10.0
@@ -105,14 +106,6 @@ def _statement_cache_size(url: str) -> int:
     return value
 
 
-def redact(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit((parts.scheme, f"{user}:***@{hostinfo}", parts.path, parts.query, parts.fragment))
 
 
 def _row(row: asyncpg.Record | None) -> Resource | None:
