@@ -36,7 +36,8 @@ import resource
 import ssl
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -508,15 +509,13 @@ class Sender:
         last = loop_start
         while True:
             now = time.monotonic()
-            if now - last > self.max_gap:
-                self.max_gap = now - last
+            self.max_gap = max(self.max_gap, now - last)
             last = now
             if now >= end:
                 break
             due = base + int((now - loop_start) * rate)
             lag = due - self.sent
-            if lag > self.max_lag:
-                self.max_lag = lag
+            self.max_lag = max(self.max_lag, lag)
             while self.sent < due:
                 self.send_one()
             await asyncio.sleep(0.001)  # uvloop timers are 1 ms granular; a shorter sleep spins

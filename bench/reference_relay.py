@@ -51,7 +51,7 @@ DIRECT = False
 """``--write direct``: put the outgoing text frame on the peer's transport from plain code (one
 ``transport.write``, no coroutine), which is what Signalite's session does; the default awaits
 aiohttp's ``send_str``."""
-peer_transports: "weakref.WeakKeyDictionary[web.WebSocketResponse, Any]" = weakref.WeakKeyDictionary()
+peer_transports: weakref.WeakKeyDictionary[web.WebSocketResponse, Any] = weakref.WeakKeyDictionary()
 
 
 def _frame(data: bytes) -> bytes:

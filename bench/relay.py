@@ -206,7 +206,7 @@ class Reference(Server):
 # --- running the load generator ----------------------------------------------------------------
 
 def loadgen(spec: dict[str, Any], timeout: float = 180.0) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "bench.loadgen"], input=json.dumps(spec).encode(),
+    proc = subprocess.run([sys.executable, "-m", "bench.loadgen"], input=json.dumps(spec).encode(), check=False,
                           capture_output=True, cwd=ROOT, timeout=timeout, preexec_fn=_raise_nofile)
     out = proc.stdout.decode().strip().splitlines()
     if proc.returncode != 0 or not out:
@@ -472,15 +472,16 @@ def verdict(value: float | None, goal: float, higher_is_better: bool) -> str:
 def machine() -> str:
     model = "?"
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     try:
-        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, check=False,
                              text=True, timeout=5).stdout.strip() or "?"
     except (OSError, subprocess.SubprocessError):
         rev = "?"
