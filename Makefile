@@ -22,8 +22,10 @@ test-deps:
 test: test-deps
 	set -a; . ./.test-env; set +a; $(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks (loopback only, bounded, a few minutes); results belong in docs/benchmarks.md.
 bench: install
-	$(PY) -m bench.all
+	$(PY) -m bench.rest_endpoint --runs 5 --seconds 4 --connections 64
+	$(PY) -m bench.relay --quiet-wait 5
 
 clean:
 	rm -rf $(VENV) .signalite tests/node/node_modules
