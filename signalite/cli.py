@@ -121,7 +121,6 @@ def cmd_env(args: argparse.Namespace) -> int:
         exports["NODE_EXTRA_CA_CERTS"] = ca
     for key, value in exports.items():
         print(f"export {key}={shlex.quote(value)}")
-    print("unset AWS_SESSION_TOKEN AWS_PROFILE")
     return 0
 
 
