@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -79,6 +79,56 @@ def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{k}={v}" for k, v in encoded)
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+"""A query component made only of these is the same decoded, encoded and canonical."""
+
+
+@lru_cache(maxsize=4096)
+def _query_component(raw: str) -> tuple[str, str | None]:
+    """One raw name or value of a query string: decoded as ``parse_qsl`` decodes it, and
+    ``uri_encode``-d for the canonical query (None if it cannot be encoded: a lone surrogate).
+    Memoised: the ARN, credential, date, algorithm, expiry and signed-headers values of presigned
+    connects repeat from one connect to the next."""
+    if _UNRESERVED.fullmatch(raw):
+        return raw, raw
+    decoded = unquote(raw.replace("+", " "), errors="replace")
+    try:
+        return decoded, uri_encode(decoded)
+    except UnicodeEncodeError:
+        return decoded, None
+
+
+def split_presigned_query(query: str) -> tuple[dict[str, str], str | None]:
+    """A raw query string in one pass: its parameters decoded (``dict(parse_qsl(query,
+    keep_blank_values=True))``: the last of a repeated name wins) and its SigV4 canonical query
+    without ``X-Amz-Signature`` (``canonical_query`` of the same pairs: every pair, sorted by
+    encoded name then value), byte for byte what the two passes give. The canonical query is
+    None when a component cannot be encoded; :meth:`SigV4Verifier.verify_presigned` then builds
+    it the old way, which raises as it always did."""
+    params: dict[str, str] = {}
+    signed: list[tuple[str, str]] = []
+    encodable = True
+    component = _query_component
+    for field in query.split("&") if query else ():
+        if not field:
+            continue
+        raw_name, _, raw_value = field.partition("=")
+        name, enc_name = component(raw_name)
+        if name == "X-Amz-Signature":  # unique per URL: not worth a cache entry, and not signed
+            params[name] = unquote(raw_value.replace("+", " "), errors="replace")
+            continue
+        value, enc_value = component(raw_value)
+        params[name] = value
+        if enc_name is None or enc_value is None:
+            encodable = False
+        else:
+            signed.append((enc_name, enc_value))
+    if not encodable:
+        return params, None
+    signed.sort()
+    return params, "&".join([f"{k}={v}" for k, v in signed])
+
+
 @lru_cache(maxsize=1024)
 def canonical_uri(raw_path: str) -> str:
     """Non-S3 services sign the already-encoded path encoded once more (botocore and JS v3 agree)."""
@@ -121,7 +171,7 @@ def _values(headers: Mapping[str, str], name: str, get_all: Callable[[str], list
     """Every value of a header (repeated headers are joined with commas when signed), or []."""
     if get_all is not None:
         try:
-            return list(get_all(name))
+            return get_all(name)
         except KeyError:  # aiohttp's getall() raises for a header that is absent
             return []
     value = headers.get(name)
@@ -150,6 +200,19 @@ def _parse_credential(value: str) -> _Credential:
             400,
         )
     return _Credential(*parts[:4])
+
+
+_header_credential = lru_cache(maxsize=256)(_parse_credential)
+"""``_parse_credential`` for the Authorization header: a client signs with the same credential
+scope (key id, day, region, service) on every request, so its parse is memoised. What is cached is
+a pure parse of the string; nothing that depends on the signature or the key is."""
+
+
+@lru_cache(maxsize=256)
+def _signed_header_names(value: str) -> tuple[tuple[str, ...], str]:
+    """``SignedHeaders`` as the lower-case names to canonicalize, and as the canonical list."""
+    lowered = value.lower()
+    return tuple(lowered.split(";")), lowered
 
 
 class SigV4Verifier:
@@ -184,8 +247,9 @@ class SigV4Verifier:
                 f"and the algorithm {ALGORITHM}. Authorization={auth[:64]}",
                 400,
             )
-        cred = _parse_credential(m.group("cred"))
-        signed = m.group("signed").lower().split(";")
+        cred_text, signed_text, signature = m.group("cred", "signed", "sig")
+        cred = _header_credential(cred_text)
+        signed, signed_list = _signed_header_names(signed_text)
         if "host" not in signed:
             raise AuthError("InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization.")
         amz_date = headers.get("X-Amz-Date")
@@ -195,35 +259,38 @@ class SigV4Verifier:
         when = _parse_amz_date(amz_date)
         self._check_clock(when, amz_date)
         key = self._key_for(cred)
-        lines = []
+        # The canonical request as one list of pieces joined once (no per-header f-strings).
+        creq_parts = [method.upper(), "\n", canonical_uri(raw_path), "\n",
+                      canonical_query(parse_qsl(query, keep_blank_values=True)) if query else "", "\n"]
+        add = creq_parts.append
         for name in signed:
             values = _values(headers, name, get_all)
             if not values:
                 raise AuthError("InvalidSignatureException",
                                 f"The request signature we calculated does not match the signature you provided. "
                                 f"Signed header '{name}' is missing from the request.")
-            lines.append(f"{name}:{','.join(map(_trim, values))}\n")
+            add(name)
+            add(":")
+            add(_trim(values[0]) if len(values) == 1 else ",".join(map(_trim, values)))
+            add("\n")
         payload_hash = hashlib.sha256(body).hexdigest()
         declared = headers.get("X-Amz-Content-Sha256")
         if declared and declared != "UNSIGNED-PAYLOAD" and declared.lower() != payload_hash:
             raise AuthError("InvalidSignatureException",
                             "The provided 'x-amz-content-sha256' header does not match what was computed.", 400)
-        creq = "\n".join([
-            method.upper(),
-            canonical_uri(raw_path),
-            canonical_query(parse_qsl(query, keep_blank_values=True)) if query else "",
-            "".join(lines),
-            ";".join(signed),
-            payload_hash,
-        ])
-        self._check_signature(cred, key, amz_date, creq, m.group("sig"))
+        creq_parts += ("\n", signed_list, "\n", payload_hash)
+        self._check_signature(cred, key, amz_date, "".join(creq_parts), signature)
         return Principal(cred.access_key_id, key.account_id, key.user, cred.region, cred.service,
                          headers.get("X-Amz-Security-Token"))
 
-    def verify_presigned(self, method: str, raw_path: str, query: str, host: str) -> Principal:
-        """Verify a query-string presigned URL (the KVS WSS connect)."""
-        pairs = parse_qsl(query, keep_blank_values=True)
-        params = dict(pairs)
+    def verify_presigned(self, method: str, raw_path: str, query: str, host: str,
+                         split: tuple[dict[str, str], str | None] | None = None) -> Principal:
+        """Verify a query-string presigned URL (the KVS WSS connect).
+
+        ``split`` is ``split_presigned_query(query)`` if the caller already has it (the hub needs
+        the parameters too); otherwise it is computed here.
+        """
+        params, canonical = split if split is not None else split_presigned_query(query)
         for required in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature"):
             if not params.get(required):
                 if required == "X-Amz-Signature" and "X-Amz-Credential" not in params:
@@ -254,10 +321,13 @@ class SigV4Verifier:
             raise AuthError("InvalidSignatureException",
                             "Only 'host' may be signed in a presigned WebSocket URL.")
         key = self._key_for(cred)
+        if canonical is None:  # a component quote() cannot encode: fail here, as the two passes did
+            canonical = canonical_query((k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+                                        if k != "X-Amz-Signature")
         creq = "\n".join([
             method.upper(),
             canonical_uri(raw_path),
-            canonical_query((k, v) for k, v in pairs if k != "X-Amz-Signature"),
+            canonical,
             f"host:{host.strip()}\n",
             "host",
             EMPTY_SHA256,
