@@ -75,6 +75,12 @@ def build_app(settings: Settings, root: RootCredentials) -> web.Application:
     signaling_setup(app, services, verifier)
     dataplane.setup(app, services)
 
+    # Every operation path as an exact route (found by a dict lookup in aiohttp's resource index
+    # instead of a regex match), after the signaling routes so a --public-url path that equals one
+    # still reaches the hub on GET; the catch-all keeps answering every other path in AWS form.
+    for path in wire.routes:
+        app.router.add_route("OPTIONS", path, edge.preflight)
+        app.router.add_route("*", path, edge.handle)
     app.router.add_route("OPTIONS", "/{tail:.*}", edge.preflight)
     app.router.add_route("*", "/{tail:.*}", edge.handle)
     return app
