@@ -14,11 +14,10 @@ import logging
 import time
 import uuid
 from typing import Any, Callable
-from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from ..aws.sigv4 import AuthError, SigV4Verifier
+from ..aws.sigv4 import AuthError, SigV4Verifier, split_presigned_query
 from ..bus.base import Bus, Envelope
 from ..controlplane.channels import message_ttl
 from ..services import Services
@@ -229,15 +228,18 @@ class Hub:
         if self._stopping:
             return _error(503, "ServiceUnavailableException", "The server is shutting down.")
         url = request.rel_url
+        raw_query = url.raw_query_string
+        # Parsed once, for the signature and for the parameters, and not through ``url.query``,
+        # whose cache would live as long as the socket.
+        split = split_presigned_query(raw_query)
         try:
-            principal = self.verifier.verify_presigned("GET", url.raw_path, url.raw_query_string,
-                                                       request.headers.get("Host", ""))
+            principal = self.verifier.verify_presigned("GET", url.raw_path, raw_query,
+                                                       request.headers.get("Host", ""), split)
         except AuthError as exc:
             if exc.status == 403:
                 return _error(403, "AccessDeniedException", exc.message)
             return _error(exc.status, "InvalidArgumentException", exc.message)
-        # Parsed here rather than through ``url.query``, whose cache would live as long as the socket.
-        query = dict(parse_qsl(url.raw_query_string, keep_blank_values=True))
+        query = split[0]
         arn = query.get("X-Amz-ChannelARN")
         if not arn:
             return _error(400, "InvalidArgumentException", "X-Amz-ChannelARN is required.")
@@ -268,7 +270,7 @@ class Hub:
         session.attach(ws, request.transport)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("connected %s of %s", "master" if client_id is None else f"viewer {client_id}", arn)
-        del url, query, principal, resource, offered, protocols  # only the socket's state stays
+        del url, raw_query, split, query, principal, resource, offered, protocols  # only the socket's state stays
         # The receive loop is inline (not a helper coroutine): one frame less per idle socket.
         router = self.router
         clock = self.clock
