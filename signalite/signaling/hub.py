@@ -293,6 +293,13 @@ class Hub:
                     break
         finally:
             self.run(router.disconnect(conn, clock()))
+            # aiohttp keeps the error of a close it could not finish (the peer already gone); its
+            # traceback holds the frames that hold this response, its request, handler and
+            # transport: a reference cycle that only a full collection would free. Without it the
+            # closed socket is freed by reference counting.
+            exc = ws.exception()
+            if exc is not None:
+                exc.__traceback__ = None
         return ws
 
     # --- the admin API (signalite admin go-away) -------------------------------------------------
