@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _ARN = re.compile(
     r"^arn:(?P<partition>aws[a-zA-Z-]*):(?P<service>kinesisvideo):(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):"
@@ -28,7 +29,10 @@ def make(region: str, account: str, kind: str, name: str, created_ms: int) -> st
     return str(Arn("aws", region, account, kind, name, f"{created_ms:013d}"))
 
 
+@lru_cache(maxsize=1024)
 def parse(value: str) -> Arn | None:
+    """The parts of an ARN, or None. Memoised (a pure parse into an immutable value): clients
+    name the same few channels on every call."""
     m = _ARN.match(value)
     if not m:
         return None

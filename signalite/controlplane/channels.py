@@ -12,7 +12,7 @@ from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
 from ..services import OpContext
 from ..store import LimitExceeded, NameInUse, Resource
-from .common import check_tag_count, find, new_version, now_ms, page, tags_from_list, update, version_mismatch
+from .common import check_tag_count, find, find_attrs, new_version, now_ms, page, tags_from_list, update, version_mismatch
 
 DEFAULT_TTL = 60
 KIND = "channel"
@@ -116,10 +116,10 @@ def endpoint_urls(ctx: OpContext) -> dict[str, str]:
 
 
 async def get_signaling_channel_endpoint(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    r = await find(ctx, KIND, arn=p["ChannelARN"])
+    attrs = await find_attrs(ctx, KIND, p["ChannelARN"])  # only the column this needs, no full record
     config = p.get("SingleMasterChannelEndpointConfiguration") or {}
     protocols = list(dict.fromkeys(config.get("Protocols") or ["WSS", "HTTPS"]))
-    if "WEBRTC" in protocols and r.attrs.get("MediaStorage", {}).get("Status") != "ENABLED":
+    if "WEBRTC" in protocols and attrs.get("MediaStorage", {}).get("Status") != "ENABLED":
         raise invalid("The WEBRTC protocol is only available for a channel whose media storage "
                       "configuration is ENABLED.")
     urls = endpoint_urls(ctx)

@@ -38,13 +38,7 @@ async def find(ctx: OpContext, kind: str, *, name: str | None = None, arn: str |
     """The caller's resource named by ``name`` or ``arn`` (404 otherwise, as AWS does for another
     account's or region's ARN: resources are namespaced by the credential scope)."""
     if arn:
-        parsed = arns.parse(arn)
-        if parsed is None:
-            raise invalid(f"{arn_member} '{arn}' is not a valid ARN.")
-        if parsed.kind != kind:
-            raise invalid(f"{arn_member} '{arn}' is not a {kind} ARN.")
-        if parsed.account != ctx.account or parsed.region != ctx.region:
-            raise not_found(kind)
+        _check_arn(ctx, kind, arn, arn_member)
         found = await ctx.store.get_by_arn(arn)  # parse() matched it whole, so it is canonical
         if found is None or (name and found.name != name):
             raise not_found(kind)
@@ -55,6 +49,26 @@ async def find(ctx: OpContext, kind: str, *, name: str | None = None, arn: str |
             raise not_found(kind)
         return found
     raise invalid(f"Either {name_member} or {arn_member} must be specified.")
+
+
+def _check_arn(ctx: OpContext, kind: str, arn: str, arn_member: str) -> None:
+    parsed = arns.parse(arn)
+    if parsed is None:
+        raise invalid(f"{arn_member} '{arn}' is not a valid ARN.")
+    if parsed.kind != kind:
+        raise invalid(f"{arn_member} '{arn}' is not a {kind} ARN.")
+    if parsed.account != ctx.account or parsed.region != ctx.region:
+        raise not_found(kind)
+
+
+async def find_attrs(ctx: OpContext, kind: str, arn: str, arn_member: str = "ChannelARN") -> dict[str, Any]:
+    """``(await find(ctx, kind, arn=arn)).attrs`` with the same errors, reading only the attrs
+    column: for hot reads that need only the resource's existence and settings."""
+    _check_arn(ctx, kind, arn, arn_member)
+    attrs = await ctx.store.get_attrs_by_arn(arn)
+    if attrs is None:
+        raise not_found(kind)
+    return attrs
 
 
 def encode_token(payload: dict[str, Any]) -> str:

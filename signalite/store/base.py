@@ -59,6 +59,10 @@ class Store(Protocol):
 
     async def get_by_arn(self, arn: str) -> Resource | None: ...
 
+    async def get_attrs_by_arn(self, arn: str) -> dict[str, Any] | None:
+        """``get_by_arn(arn).attrs`` (None if there is no such resource), reading only that column:
+        for hot reads that need only a resource's existence and settings (GetSignalingChannelEndpoint)."""
+
     async def list(self, account: str, region: str, kind: str, *, prefix: str = "", after: str = "",
                    limit: int = 100) -> list[Resource]:
         """Resources ordered by name, with name > ``after`` and starting with ``prefix``."""

@@ -48,7 +48,7 @@ import asyncio
 import json
 import re
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -266,6 +266,11 @@ class PostgresStore:
     async def get_by_arn(self, arn: str) -> Resource | None:
         async with self._conn() as conn:
             return _row(await conn.fetchrow(f"SELECT {_SELECT} FROM {self._table} WHERE arn=$1", arn))
+
+    async def get_attrs_by_arn(self, arn: str) -> dict[str, Any] | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(f"SELECT attrs FROM {self._table} WHERE arn=$1", arn)
+            return None if row is None else row["attrs"]
 
     async def list(self, account: str, region: str, kind: str, *, prefix: str = "", after: str = "",
                    limit: int = 100) -> list[Resource]:

@@ -31,13 +31,22 @@ CREATE TABLE IF NOT EXISTS resources (
 """
 _COLUMNS = "account, region, kind, name, arn, created, version, status, attrs, tags"
 _SELECT = _COLUMNS + ", rev"
+_BY_ARN = f"SELECT {_SELECT} FROM resources WHERE arn=?"
+_ATTRS_BY_ARN = "SELECT attrs FROM resources WHERE arn=?"
+_BY_NAME = f"SELECT {_SELECT} FROM resources WHERE account=? AND region=? AND kind=? AND name=?"
+_EMPTY = "{}"
+
+
+def _json(text: str) -> Any:
+    """A stored JSON column; ``{}`` (most resources' tags) without running the decoder."""
+    return {} if text == _EMPTY else json.loads(text)
 
 
 def _row(row: tuple[Any, ...] | None) -> Resource | None:
     if row is None:
         return None
     account, region, kind, name, arn, created, version, status, attrs, tags, rev = row
-    return Resource(account, region, kind, name, arn, created, version, status, json.loads(attrs), json.loads(tags),
+    return Resource(account, region, kind, name, arn, created, version, status, _json(attrs), _json(tags),
                     revision=rev)
 
 
@@ -101,13 +110,14 @@ class SqliteStore:
         db.execute("COMMIT")
 
     async def get_by_name(self, account: str, region: str, kind: str, name: str) -> Resource | None:
-        cur = self.db.execute(
-            f"SELECT {_SELECT} FROM resources WHERE account=? AND region=? AND kind=? AND name=?",
-            (account, region, kind, name))
-        return _row(cur.fetchone())
+        return _row(self.db.execute(_BY_NAME, (account, region, kind, name)).fetchone())
 
     async def get_by_arn(self, arn: str) -> Resource | None:
-        return _row(self.db.execute(f"SELECT {_SELECT} FROM resources WHERE arn=?", (arn,)).fetchone())
+        return _row(self.db.execute(_BY_ARN, (arn,)).fetchone())
+
+    async def get_attrs_by_arn(self, arn: str) -> dict[str, Any] | None:
+        row = self.db.execute(_ATTRS_BY_ARN, (arn,)).fetchone()
+        return None if row is None else _json(row[0])
 
     async def list(self, account: str, region: str, kind: str, *, prefix: str = "", after: str = "",
                    limit: int = 100) -> list[Resource]:

@@ -83,6 +83,22 @@ async def test_missing_records_are_none(store):
     assert await store.get_by_arn(arns.make(REGION, ACCOUNT, "channel", "here", 1)) is None
 
 
+async def test_get_attrs_by_arn_is_the_attrs_of_get_by_arn_and_follows_writes(store):
+    r = res("attrs", attrs={"ChannelType": "SINGLE_MASTER", "MessageTtlSeconds": 60,
+                            "MediaStorage": {"Status": "DISABLED"}}, tags={"k": "v"})
+    await store.insert(r)
+    assert await store.get_attrs_by_arn(r.arn) == (await store.get_by_arn(r.arn)).attrs == r.attrs
+    enabled = r.evolve(attrs={**r.attrs, "MediaStorage": {"Status": "ENABLED", "StreamARN": "arn:s"}})
+    assert await store.replace(enabled, "v1")
+    assert await store.get_attrs_by_arn(r.arn) == enabled.attrs
+    plain = res("plain", attrs={})
+    await store.insert(plain)
+    assert await store.get_attrs_by_arn(plain.arn) == {}
+    assert await store.delete(r.arn)
+    assert await store.get_attrs_by_arn(r.arn) is None
+    assert await store.get_attrs_by_arn(arns.make(REGION, ACCOUNT, "channel", "never", 1)) is None
+
+
 async def test_duplicate_name_is_refused_and_the_first_record_kept(store):
     first = res("dup", version="first")
     await store.insert(first)
