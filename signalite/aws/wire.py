@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import botocore.session
 import regex
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 from .errors import ServiceError
@@ -180,6 +181,7 @@ def _build_checker(shape: Shape) -> Checker:
         assert isinstance(shape, StructureShape)
         required = [(name, _camel(name)) for name in shape.required_members]
         members = {name: (_camel(name), member) for name, member in shape.members.items()}
+        resolved: dict[str, tuple[str, Checker]] = {}  # member checkers, looked up on first use (shapes may recurse)
 
         def check_structure(value: Any, path: Any, out: _Problems) -> Any:
             if not isinstance(value, dict):
@@ -190,9 +192,15 @@ def _build_checker(shape: Shape) -> Checker:
                     out.add(None, (path, camel), "Member must not be null")
             result = {}
             for name, v in value.items():
-                known = members.get(name)
-                if known is not None and v is not None:
-                    result[name] = _checker(known[1])(v, (path, known[0]), out)
+                if v is None:
+                    continue
+                known = resolved.get(name)
+                if known is None:
+                    spec = members.get(name)
+                    if spec is None:
+                        continue  # not in the model: dropped
+                    known = resolved[name] = (spec[0], _checker(spec[1]))
+                result[name] = known[1](v, (path, known[0]), out)
             return result
         return check_structure
 
@@ -252,6 +260,18 @@ def _reject_constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+# JSONEncoder.encode() builds a new C encoder (and a float formatter) on every call; the one built
+# here has the same settings except the circular-reference check, which output trees built fresh
+# by the cleaners below cannot need.
+_C_ENCODE = (c_make_encoder(None, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True)
+             if c_make_encoder is not None else None)
+
+
+def _encode(value: dict[str, Any]) -> str:
+    """``_ENCODER.encode(value)`` for an output structure."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def _clean(shape: Shape | None, value: Any) -> Any:
@@ -278,13 +298,16 @@ def _build_cleaner(shape: Shape) -> Callable[[Any], Any]:
     if t == "structure":
         assert isinstance(shape, StructureShape)
         members = list(shape.members.items())
+        resolved: list[tuple[str, Callable[[Any], Any] | None]] = []  # filled on first use (shapes may recurse)
 
         def clean_structure(value: Any) -> Any:
+            if not resolved:
+                resolved.extend((name, None if _cleaner(m) is _same else _cleaner(m)) for name, m in members)
             out = {}
-            for name, member in members:
+            for name, clean in resolved:
                 v = value.get(name)
                 if v is not None:
-                    out[name] = _cleaner(member)(v)
+                    out[name] = v if clean is None else clean(v)
             return out
         return clean_structure
     if t == "list":
@@ -346,7 +369,7 @@ class ServiceWire:
 
     def serialize(self, op: OperationModel, output: dict[str, Any] | None) -> bytes:
         cleaned = _clean(op.output_shape, output or {}) if op.output_shape is not None else {}
-        return _ENCODER.encode(cleaned).encode()
+        return _encode(cleaned).encode()
 
     def knows_error(self, code: str) -> bool:
         return code in self._error_status
