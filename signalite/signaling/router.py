@@ -22,6 +22,8 @@ must mean the same on every node of a cluster).
 
 from __future__ import annotations
 
+import itertools
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from ..bus.base import CTL, MSG, Envelope
@@ -55,6 +57,10 @@ MAX_RETAINED_PER_RECIPIENT = 512
 _NOTHING: list[Any] = []
 _new_envelope = tuple.__new__  # returned (never mutated) when an event leads to no action
 
+_EARLY = 1e-3
+"""Idle / duration checks are scheduled this much before they can be due (float rounding of the
+marks must never make one a sweep late); one that comes up early is simply scheduled again."""
+
 
 class Refused(Exception):
     """A connect the router turns down; ``code`` is the AWS error code, answered as HTTP ``status``."""
@@ -70,7 +76,7 @@ class Conn:
     """The router's record of one socket (or virtual peer). ``handle`` belongs to the caller."""
 
     __slots__ = ("channel", "client_id", "key", "handle", "opened", "last_active", "sdp", "ice",
-                 "close_at", "close_reason", "alive", "virtual")
+                 "close_at", "close_reason", "alive", "virtual", "timer")
 
     def __init__(self, channel: "Channel", client_id: str | None, handle: Any, now: float, quotas: Quotas,
                  virtual: bool) -> None:
@@ -88,6 +94,8 @@ class Conn:
         self.alive = True
         """False once replaced, closed by the router or disconnected: it no longer routes."""
         self.virtual = virtual
+        self.timer: list[Any] | None = None
+        """Its entry in the router's idle/duration schedule (before GO_AWAY) or close schedule (after)."""
 
     @property
     def is_master(self) -> bool:
@@ -99,7 +107,7 @@ class Conn:
 
 
 class Channel:
-    __slots__ = ("arn", "ttl", "master", "viewers", "real_viewers", "pending", "connects")
+    __slots__ = ("arn", "ttl", "master", "viewers", "real_viewers", "pending", "checks", "connects")
 
     def __init__(self, arn: str, ttl: float, connects: TokenBucket | None) -> None:
         self.arn = arn
@@ -110,6 +118,9 @@ class Channel:
         """Viewers that count against the quota (virtual peers of SendAlexaOfferToMaster do not)."""
         self.pending: dict[str, list[Envelope]] = {}
         """Recipient key → undelivered envelopes, oldest first."""
+        self.checks: dict[str, float] | None = None
+        """Recipient key (the same keys as ``pending``) → when the sweep next looks at its envelopes:
+        the earliest expiry among them (or earlier), with an entry in the router's expiry heap."""
         self.connects = connects
 
     def conns(self) -> list[Conn]:
@@ -126,6 +137,46 @@ def control_envelope(verb: str, argument: str = "") -> Envelope:
     return Envelope(CTL, verb, argument, "", "", 0.0)
 
 
+class _Schedule:
+    """Connections by due time: a heap of ``[time, seq, conn]`` entries (``seq`` breaks ties, so a
+    Conn is never compared). :meth:`cancel` clears an entry's conn in O(1), so a closed socket is
+    not kept alive by its entry; cleared entries are skipped when they come up, and all dropped at
+    once when they outnumber the others (a churn of short connections cannot grow the heap)."""
+
+    __slots__ = ("heap", "cancelled", "_seq")
+
+    def __init__(self, seq: "itertools.count[int]") -> None:
+        self.heap: list[list[Any]] = []
+        self.cancelled = 0
+        self._seq = seq
+
+    def push(self, at: float, conn: Conn) -> list[Any]:
+        entry = [at, next(self._seq), conn]
+        heappush(self.heap, entry)
+        return entry
+
+    def cancel(self, entry: list[Any]) -> None:
+        entry[2] = None
+        self.cancelled += 1
+        if self.cancelled > 64 and self.cancelled * 2 > len(self.heap):
+            self.heap = [e for e in self.heap if e[2] is not None]
+            heapify(self.heap)
+            self.cancelled = 0
+
+    def due(self, now: float) -> list[Conn]:
+        """Take out the connections due at ``now`` (their ``timer`` reset), earliest first."""
+        heap = self.heap
+        out: list[Conn] = []
+        while heap and heap[0][0] <= now:
+            conn = heappop(heap)[2]
+            if conn is None:
+                self.cancelled -= 1
+            else:
+                conn.timer = None
+                out.append(conn)
+        return out
+
+
 class Router:
     def __init__(self, quotas: Quotas) -> None:
         self.quotas = quotas
@@ -134,6 +185,18 @@ class Router:
         """Base64 payloads up to this length cannot exceed the decoded limit: no need to measure them."""
         self.deleted: set[str] = set()
         """ARNs of channels deleted while this node ran (ARNs are never reused: they carry millis)."""
+        # What the sweep (``tick``) looks at, so that it costs what is due, not what is connected:
+        seq = itertools.count()
+        self._watch = _Schedule(seq)
+        """Connections by the earliest time they may need a GO_AWAY for the idle timeout or the maximum
+        duration; empty when neither limit is configured."""
+        self._closing = _Schedule(seq)
+        """Connections sent a GO_AWAY, by the time they are closed."""
+        self._expiries: list[tuple[float, int, Channel, str]] = []
+        """A heap of ``(time, seq, channel, recipient key)``: when the sweep next looks at a
+        recipient's retained envelopes (see ``Channel.checks``; an entry whose time is no longer the
+        recipient's check time is stale and skipped)."""
+        self._seq = seq
 
     # --- connections -------------------------------------------------------------------------
     def connect(self, arn: str, client_id: str | None, ttl: float, now: float, handle: Any, *,
@@ -172,6 +235,8 @@ class Router:
         else:
             ch.ttl = ttl
         conn = Conn(ch, client_id, handle, now, q, virtual)
+        if q.idle_timeout_seconds or q.max_connection_seconds:
+            conn.timer = self._watch.push(self._watch_at(conn), conn)
         if client_id is None:
             old = ch.master
             ch.master = conn
@@ -186,6 +251,7 @@ class Router:
             actions.append((CLOSE, old, CLOSE_NORMAL, "replaced by a newer connection"))
         retained = ch.pending.pop(conn.key, None)
         if retained:
+            del ch.checks[conn.key]  # type: ignore[union-attr]
             for env in retained:
                 if env.expires > now:
                     actions.append((SEND, conn, env.frame))
@@ -205,6 +271,9 @@ class Router:
     def _detach(self, conn: Conn, replaced: bool = False) -> None:
         """Stop routing to ``conn`` (it was replaced, closed or disconnected)."""
         conn.alive = False
+        if conn.timer is not None:
+            (self._watch if conn.close_at is None else self._closing).cancel(conn.timer)
+            conn.timer = None
         ch = conn.channel
         if conn.client_id is None:
             if ch.master is conn:
@@ -275,6 +344,13 @@ class Router:
         return _NOTHING
 
     def _retain(self, ch: Channel, key: str, env: Envelope) -> None:
+        checks = ch.checks
+        if checks is None:
+            checks = ch.checks = {}
+        at = checks.get(key)
+        if at is None or env.expires < at:  # one heap entry per recipient: a constant TTL pushes one
+            checks[key] = env.expires
+            heappush(self._expiries, (env.expires, next(self._seq), ch, key))
         queue = ch.pending.get(key)
         if queue is None:
             ch.pending[key] = [env]
@@ -308,8 +384,11 @@ class Router:
             grace = self.quotas.go_away_grace_seconds
             for c in ch.conns():
                 if c.close_at is None:
+                    if c.timer is not None:  # the idle/duration watch is moot once a GO_AWAY is out
+                        self._watch.cancel(c.timer)
                     c.close_at = now + grace
                     c.close_reason = "GO_AWAY requested by the operator"
+                    c.timer = self._closing.push(c.close_at, c)
                     actions.append((SEND, c, GO_AWAY_FRAME))
         elif verb == CTL_RECONNECT_ICE:
             for c in ch.conns():
@@ -317,29 +396,51 @@ class Router:
         return actions
 
     # --- the clock -----------------------------------------------------------------------------
+    def _watch_at(self, c: Conn) -> float:
+        """The earliest time ``c`` may be due for a GO_AWAY (idle timeout or maximum duration)."""
+        q = self.quotas
+        grace = q.go_away_grace_seconds
+        at = float("inf")
+        if q.idle_timeout_seconds:
+            at = c.last_active + q.idle_timeout_seconds - grace
+        if q.max_connection_seconds:
+            at = min(at, c.opened + q.max_connection_seconds - grace)
+        return at - _EARLY
+
     def tick(self, now: float) -> list[Any]:
         """Periodic sweep: GO_AWAY before idle timeout / maximum duration, closes after the grace,
-        expiry of retained messages, and forgetting channels nobody uses."""
+        expiry of retained messages, and forgetting channels nobody uses.
+
+        It looks only at what is due: the close schedule, the idle/duration schedule (empty when
+        neither limit is configured; a connection active since it was scheduled is scheduled
+        again for its new time) and the heap of retained envelopes' expiries.
+        """
         q = self.quotas
         idle = q.idle_timeout_seconds or None
         longest = q.max_connection_seconds or None
         grace = q.go_away_grace_seconds
         inf = float("inf")
-        # A socket needs a look only if it was idle since ``idle_mark`` or opened before ``old_mark``.
-        idle_mark = now - idle + grace if idle is not None else -inf
-        old_mark = now - longest + grace if longest is not None else -inf
         actions: list[Any] = []
-        for ch in list(self.channels.values()):
-            due = [c for c in ch.viewers.values()
-                   if c.close_at is not None or c.last_active <= idle_mark or c.opened <= old_mark]
-            m = ch.master
-            if m is not None and (m.close_at is not None or m.last_active <= idle_mark or m.opened <= old_mark):
-                due.append(m)
-            for c in due:
-                if c.close_at is not None:
-                    if now >= c.close_at:
-                        self._detach(c)
-                        actions.append((CLOSE, c, CLOSE_GOING_AWAY, c.close_reason))
+        emptied: list[Channel] = []
+        # Closes after the grace (a GO_AWAY sent by this sweep is closed by a later one, as before).
+        if self._closing.heap and self._closing.heap[0][0] <= now:
+            for c in self._closing.due(now):
+                if c.alive and c.close_at is not None:
+                    self._detach(c)
+                    actions.append((CLOSE, c, CLOSE_GOING_AWAY, c.close_reason))
+                    emptied.append(c.channel)
+        # GO_AWAY before the idle timeout / maximum duration.
+        watch = self._watch
+        if watch.heap and watch.heap[0][0] <= now:
+            # A socket is due if it was idle since ``idle_mark`` or opened before ``old_mark``.
+            idle_mark = now - idle + grace if idle is not None else -inf
+            old_mark = now - longest + grace if longest is not None else -inf
+            later: list[Conn] = []
+            for c in watch.due(now):
+                if not c.alive or c.close_at is not None:
+                    continue
+                if not (c.last_active <= idle_mark or c.opened <= old_mark):
+                    later.append(c)  # active since it was scheduled
                     continue
                 deadline = inf
                 reason = ""
@@ -351,15 +452,30 @@ class Router:
                     reason = "maximum connection duration reached"
                 c.close_at = deadline
                 c.close_reason = reason
+                c.timer = self._closing.push(deadline, c)
                 actions.append((SEND, c, GO_AWAY_FRAME))
-            if ch.pending:
-                for key in list(ch.pending):
-                    kept = [e for e in ch.pending[key] if e.expires > now]
-                    if kept:
-                        ch.pending[key] = kept
-                    else:
-                        del ch.pending[key]
-            if ch.empty():
+            for c in later:  # after the loop: one pass per sweep, even if float rounding says "due" again
+                c.timer = watch.push(self._watch_at(c), c)
+        # Retained messages past their expiry (each envelope's own: a TTL change applies to later ones).
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            at, _, ch, key = heappop(expiries)
+            checks = ch.checks
+            if checks is None or checks.get(key) != at or self.channels.get(ch.arn) is not ch:
+                continue  # delivered, rescheduled, or the channel is gone
+            queue = ch.pending[key]
+            kept = [e for e in queue if e.expires > now]
+            if not kept:
+                del ch.pending[key]
+                del checks[key]
+                emptied.append(ch)
+                continue
+            if len(kept) != len(queue):
+                ch.pending[key] = kept
+            at = checks[key] = min(e.expires for e in kept)  # > now: not seen again in this sweep
+            heappush(expiries, (at, next(self._seq), ch, key))
+        for ch in emptied:
+            if ch.empty() and self.channels.get(ch.arn) is ch:
                 del self.channels[ch.arn]
                 actions.append((UNSUBSCRIBE, ch.arn))
         return actions

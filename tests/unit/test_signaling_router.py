@@ -326,3 +326,168 @@ def test_client_id_rules():
     assert not frames.valid_client_id("aws_x") and not frames.valid_client_id("AWS_DEFAULT")
     assert not frames.valid_client_id("") and not frames.valid_client_id("x" * 257)
     assert not frames.valid_client_id("bad id")
+
+
+# --- the sweep looks only at what is due ----------------------------------------------------------
+
+def payloads(w: World, key: str = "") -> list[str]:
+    return [json.loads(e.frame)["messagePayload"] for e in w.router.retained(ARN, key)]
+
+
+def test_retained_messages_expire_in_expiry_order_not_send_order():
+    w = World()
+    m = w.connect(ttl=60)
+    w.send(m, "ICE_CANDIDATE", "bG9uZw==", recipient="v")  # expires at +60
+    w.ctl(CTL_TTL, "5")
+    w.send(m, "ICE_CANDIDATE", "c2hvcnQ=", recipient="v")  # sent later, expires first (+5)
+    w.ctl(CTL_TTL, "30")
+    w.send(m, "ICE_CANDIDATE", "bWlk", recipient="v")  # +30
+    w.tick(5.5)
+    assert payloads(w, "v") == ["bG9uZw==", "bWlk"]  # the order of sending is kept
+    w.tick(25)
+    assert payloads(w, "v") == ["bG9uZw=="]
+    w.tick(30)
+    assert payloads(w, "v") == []
+    v = w.connect("v")
+    assert v.handle.sent == []
+
+
+def test_ttl_change_to_longer_applies_to_later_messages_only():
+    w = World()
+    v = w.connect("v", ttl=5)
+    w.send(v, "ICE_CANDIDATE", "b2xk")
+    w.ctl(CTL_TTL, "60")
+    w.send(v, "ICE_CANDIDATE", "bmV3")
+    w.tick(10)
+    assert payloads(w) == ["bmV3"]
+    w.tick(49)
+    assert payloads(w) == ["bmV3"]
+    w.tick(1.5)
+    assert payloads(w) == []
+
+
+def test_a_replacing_offer_expires_on_its_own_time_not_the_replaced_ones():
+    w = World()
+    v = w.connect("v", ttl=10)
+    w.send(v, "SDP_OFFER", "b2xk")
+    w.tick(5)
+    w.send(v, "SDP_OFFER", "bmV3")  # replaces the older offer, expires 5 s later than it would have
+    w.run(w.router.disconnect(v, w.now))
+    w.tick(5.5)  # the replaced offer's expiry comes up: the replacing one stays
+    assert payloads(w) == ["bmV3"] and ARN in w.router.channels
+    w.tick(5)
+    assert payloads(w) == [] and ARN not in w.router.channels
+
+
+def test_delivered_messages_leave_nothing_for_the_sweep_to_do_but_skip():
+    w = World()
+    v = w.connect("v", ttl=5)
+    w.send(v, "SDP_OFFER")
+    m = w.connect(ttl=5)
+    assert len(m.handle.sent) == 1
+    w.send(v, "ICE_CANDIDATE")  # delivered: m is connected
+    w.run(w.router.disconnect(m, w.now))
+    w.send(v, "ICE_CANDIDATE", "bGF0ZXI=")  # retained again for the same recipient
+    w.tick(6)
+    assert payloads(w) == [] and ARN in w.router.channels  # v is still connected
+    assert w.router._expiries == []
+
+
+def test_without_idle_or_duration_limits_nothing_is_scheduled_and_nothing_closes():
+    w = World(idle_timeout_seconds=None, max_connection_seconds=None)
+    m, v = w.connect(), w.connect("v")
+    assert w.router._watch.heap == [] and m.timer is None
+    w.tick(30 * 86400)
+    assert m.handle.sent == [] and v.handle.sent == [] and m.handle.closed is None
+    w.ctl(CTL_GO_AWAY)  # an operator GO_AWAY still closes after the grace
+    w.tick(w.router.quotas.go_away_grace_seconds + 1)
+    assert m.handle.closed == (1001, "GO_AWAY requested by the operator")
+    assert v.handle.closed == (1001, "GO_AWAY requested by the operator")
+    assert ARN not in w.router.channels
+
+
+@pytest.mark.parametrize("idle, longest, reason, at", [
+    (10, None, "idle timeout", 10),
+    (None, 30, "maximum connection duration reached", 30),
+    (10, 5, "maximum connection duration reached", 5),
+])
+def test_each_limit_alone_go_away_at_deadline_minus_grace_close_at_deadline(idle, longest, reason, at):
+    w = World(idle_timeout_seconds=idle, max_connection_seconds=longest, go_away_grace_seconds=2)
+    m = w.connect()
+    w.tick(at - 2 - 0.1)
+    assert m.handle.sent == []
+    w.tick(0.2)
+    assert m.handle.sent == [frames.GO_AWAY_FRAME] and m.handle.closed is None
+    w.tick(1.8)
+    assert m.handle.closed is None
+    w.tick(0.2)
+    assert m.handle.closed == (1001, reason)
+    assert m.handle.sent == [frames.GO_AWAY_FRAME]  # one GO_AWAY, one close
+    assert w.router._watch.heap == [] and w.router._closing.heap == []
+
+
+def test_activity_keeps_postponing_the_idle_go_away():
+    w = World(idle_timeout_seconds=10, max_connection_seconds=None, go_away_grace_seconds=2)
+    m, v = w.connect(), w.connect("v")
+    for _ in range(20):
+        w.send(v, "ICE_CANDIDATE")  # reaches m: both are active
+        w.tick(5)
+    assert v.handle.sent == [] and m.handle.sent.count(frames.GO_AWAY_FRAME) == 0
+    assert len(w.router._watch.heap) == 2  # one entry per connection, rescheduled, never piled up
+    w.tick(3.1)  # 8.1 s since the last message
+    assert m.handle.sent[-1] == frames.GO_AWAY_FRAME and v.handle.sent == [frames.GO_AWAY_FRAME]
+
+
+def test_operator_go_away_replaces_the_idle_schedule_no_second_go_away():
+    w = World(idle_timeout_seconds=10, max_connection_seconds=None, go_away_grace_seconds=3)
+    m = w.connect()
+    w.ctl(CTL_GO_AWAY)
+    assert w.router._watch.heap[0][2] is None  # the idle watch was cancelled
+    w.tick(2.9)
+    assert m.handle.sent == [frames.GO_AWAY_FRAME] and m.handle.closed is None
+    w.tick(0.2)
+    assert m.handle.closed == (1001, "GO_AWAY requested by the operator")
+    w.tick(20)
+    assert m.handle.sent == [frames.GO_AWAY_FRAME]
+
+
+def test_a_socket_replaced_during_its_grace_is_not_closed_by_the_sweep():
+    w = World(idle_timeout_seconds=10, max_connection_seconds=None, go_away_grace_seconds=2)
+    m1 = w.connect()
+    w.tick(8.5)
+    assert m1.handle.sent == [frames.GO_AWAY_FRAME]
+    m2 = w.connect()  # the client reconnects as GO_AWAY asked: the router closes m1 (replaced)
+    assert m1.handle.closed == (1000, "replaced by a newer connection")
+    m1.handle.closed = None
+    w.tick(2)
+    assert m1.handle.closed is None and m2.handle.closed is None and m2.handle.sent == []
+    w.tick(6.6)  # m2 idle 8.6 s
+    assert m2.handle.sent == [frames.GO_AWAY_FRAME]
+
+
+def test_closed_sockets_are_not_kept_by_the_schedule_under_churn():
+    w = World(idle_timeout_seconds=600, max_connection_seconds=3600, connects_per_second_per_channel=None,
+              max_viewers_per_channel=None)
+    w.connect()
+    for i in range(1000):
+        v = w.connect(f"v{i}")
+        w.run(w.router.disconnect(v, w.now))
+    heap = w.router._watch.heap
+    assert all(e[2] is None or e[2].alive for e in heap)  # a closed socket's entry holds nothing
+    assert len(heap) <= 2 * 65 + 1  # cancelled entries are dropped once they are the majority
+    assert sum(e[2] is not None for e in heap) == 1
+
+
+def test_a_flood_to_an_offline_recipient_keeps_one_expiry_entry_not_one_per_message():
+    w = World(ice_messages_per_second=None)
+    m = w.connect(ttl=60)
+    for i in range(2000):
+        w.send(m, "ICE_CANDIDATE", recipient="gone")
+        w.now += 0.01
+    assert len(w.router.retained(ARN, "gone")) == 512 and len(w.router._expiries) == 1
+    w.tick(60 - 5 + 0.005)  # the oldest of the 512 kept (sent over the last 5.12 s) expire
+    kept = w.router.retained(ARN, "gone")
+    assert 0 < len(kept) < 512 and all(e.expires > w.now for e in kept)
+    assert len(w.router._expiries) == 1
+    w.tick(20)
+    assert w.router.retained(ARN, "gone") == [] and w.router._expiries == []
