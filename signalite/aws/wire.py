@@ -150,12 +150,19 @@ def _build_checker(shape: Shape) -> Checker:
         enum_text = ", ".join(shape.enum or ())
         pattern = meta.get("pattern")
         matcher = _compile(pattern).fullmatch if pattern else None
+        # Enum values that also meet the length and pattern constraints: such a value cannot break
+        # any constraint, so it is accepted after one set lookup (most enum members are these).
+        valid_enum = frozenset(e for e in enum if (lo is None or len(e) >= lo) and (hi is None or len(e) <= hi)
+                               and (matcher is None or matcher(e)))
+        sized = lo is not None or hi is not None
 
         def check_string(value: Any, path: Any, out: _Problems) -> Any:
             if not isinstance(value, str):
                 out.add(value, path, "Member must be of type string")
                 return value
-            if lo is not None or hi is not None:
+            if value in valid_enum:
+                return value
+            if sized and ((lo is not None and len(value) < lo) or (hi is not None and len(value) > hi)):
                 bounds(value, path, out)
             if enum and value not in enum:
                 out.add(value, path, f"Member must satisfy enum value set: [{enum_text}]")
@@ -207,13 +214,17 @@ def _build_checker(shape: Shape) -> Checker:
     if t == "list":
         assert isinstance(shape, ListShape)
         item_shape = shape.member
+        item_checker: list[Checker] = []  # looked up on first use (shapes may recurse)
 
         def check_list(value: Any, path: Any, out: _Problems) -> Any:
             if not isinstance(value, list):
                 out.add(value, path, "Member must be of type list")
                 return value
-            bounds(value, path, out)
-            check_item = _checker(item_shape)
+            if (lo is not None and len(value) < lo) or (hi is not None and len(value) > hi):
+                bounds(value, path, out)
+            if not item_checker:
+                item_checker.append(_checker(item_shape))
+            check_item = item_checker[0]
             result = []
             for i, item in enumerate(value, 1):
                 item_path = ((path, str(i)), "member")

@@ -200,3 +200,23 @@ def test_errors_follow_the_model(wire):
     storage = wire.services["kinesis-video-webrtc-storage"]
     body = json.loads(storage.error_body("AccessDeniedException", "m"))
     assert body == {"__type": "AccessDeniedException", "message": "m"}
+
+
+def test_enum_values_are_still_held_to_length_and_pattern():
+    """A string in the enum set skips the other checks only if it meets them too (the models'
+    enums all do; this shape's does not)."""
+    from botocore.model import StringShape
+
+    from signalite.aws.wire import _checker, _Problems
+
+    shape = StringShape("Odd", {"type": "string", "enum": ["OK", "TOOLONG", "lower"], "max": 5, "pattern": "[A-Z]+"})
+    check = _checker(shape)
+    for value, expected in [
+        ("OK", []),
+        ("TOOLONG", ["Member must have length less than or equal to 5"]),
+        ("lower", ["Member must satisfy regular expression pattern: [A-Z]+"]),
+        ("NOPE", ["Member must satisfy enum value set: [OK, TOOLONG, lower]"]),
+    ]:
+        problems = _Problems([])
+        assert check(value, None, problems) == value
+        assert [item.split("failed to satisfy constraint: ")[1] for item in problems.items] == expected, value
