@@ -202,6 +202,32 @@ def _parse_credential(value: str) -> _Credential:
     return _Credential(*parts[:4])
 
 
+_AUTH_HEAD = re.compile(
+    r"^AWS4-HMAC-SHA256\s+Credential=(?P<cred>[^,\s]+)\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*$"
+)
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+@lru_cache(maxsize=256)
+def _auth_head(head: str) -> tuple[str, str] | None:
+    """Credential and SignedHeaders of the part of an Authorization header before ``Signature=``:
+    that part is the same on every request a client signs in a day, so its parse is memoised."""
+    m = _AUTH_HEAD.match(head)
+    return None if m is None else m.group("cred", "signed")
+
+
+def _split_authorization(value: str) -> tuple[str, str, str] | None:
+    """``_AUTH_HEADER.match(value.strip()).group("cred", "signed", "sig")``, or None where that
+    does not match, without running the whole-header regex per request: the signature (hex only,
+    so it contains no ``Signature=``) follows the last ``Signature=``, and what precedes it must
+    match the rest of the same pattern."""
+    head, sep, sig = value.strip().rpartition("Signature=")
+    if not sep or not _HEX.fullmatch(sig):
+        return None
+    parsed = _auth_head(head)
+    return None if parsed is None else (parsed[0], parsed[1], sig)
+
+
 _header_credential = lru_cache(maxsize=256)(_parse_credential)
 """``_parse_credential`` for the Authorization header: a client signs with the same credential
 scope (key id, day, region, service) on every request, so its parse is memoised. What is cached is
@@ -239,15 +265,15 @@ class SigV4Verifier:
             if "X-Amz-Signature" in query or "X-Amz-Credential" in query:
                 return self.verify_presigned(method, raw_path, query, headers.get("Host", ""))
             raise AuthError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
-        m = _AUTH_HEADER.match(auth.strip())
-        if not m:
+        parts = _split_authorization(auth)
+        if parts is None:
             raise AuthError(
                 "IncompleteSignatureException",
                 f"Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters, "
                 f"and the algorithm {ALGORITHM}. Authorization={auth[:64]}",
                 400,
             )
-        cred_text, signed_text, signature = m.group("cred", "signed", "sig")
+        cred_text, signed_text, signature = parts
         cred = _header_credential(cred_text)
         signed, signed_list = _signed_header_names(signed_text)
         if "host" not in signed:

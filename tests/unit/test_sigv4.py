@@ -258,3 +258,39 @@ def test_any_whitespace_run_in_a_signed_value_canonicalizes_to_one_space(sent):
     h["X-Custom"] = "".join(sent.split())  # removing the whitespace changes the value
     with pytest.raises(AuthError):
         verify(h)
+
+
+def test_authorization_split_agrees_with_the_whole_header_pattern():
+    """verify_headers splits the Authorization header at its last ``Signature=`` (memoising the
+    part before it); on valid, malformed and mutated headers that gives exactly what the one
+    whole-header regex gives."""
+    import random
+
+    from signalite.aws.sigv4 import _AUTH_HEADER, _split_authorization
+
+    base = [
+        "AWS4-HMAC-SHA256 Credential=AKID/20261126/us-west-2/kinesisvideo/aws4_request, "
+        "SignedHeaders=content-type;host;x-amz-date, Signature=abcdef0123456789",
+        "AWS4-HMAC-SHA256  Credential=Signature=x/1/2/3/aws4_request ,SignedHeaders=host,Signature=ABCDEF  ",
+        "AWS4-HMAC-SHA256 Credential=a, SignedHeaders=b, Signature=",
+        "AWS4-HMAC-SHA256 Credential=a, SignedHeaders=b, Signature=abc Signature=def",
+        "AWS4-HMAC-SHA256 Credential=a,\nSignedHeaders=b,\n Signature=abc\n",
+        "AWS4-HMAC-SHA256\tCredential=a , SignedHeaders=b , Signature=0g",
+        "AWS4-HMAC-SHA256 Credential=a, Signature=abc, SignedHeaders=b",
+        " AWS4-HMAC-SHA256 Credential=a,SignedHeaders=b,Signature=abc", "", "Signature=abc",
+    ]
+    pieces = ["AWS4-HMAC-SHA256", " ", "\t", "\n", "Credential=", "SignedHeaders=", "Signature=", ",", "a", "F",
+              "0", "g", "/", "=", "\u00a0"]
+    rnd = random.Random(2)
+    cases = list(base)
+    for _ in range(20000):
+        case = rnd.choice(base)
+        i = rnd.randrange(len(case) + 1)
+        j = min(len(case), i + rnd.randrange(4))
+        cases.append(case[:i] + "".join(rnd.choice(pieces) for _ in range(rnd.randrange(3))) + case[j:])
+    matched = 0
+    for case in cases:
+        m = _AUTH_HEADER.match(case.strip())
+        assert _split_authorization(case) == (None if m is None else m.group("cred", "signed", "sig")), case
+        matched += m is not None
+    assert 1000 < matched < len(cases) - 1000  # both outcomes are exercised
