@@ -16,11 +16,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Callable
 
 import botocore.session
 import regex
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 from .errors import ServiceError

@@ -269,8 +269,8 @@ def test_authorization_split_agrees_with_the_whole_header_pattern():
     from signalite.aws.sigv4 import _AUTH_HEADER, _split_authorization
 
     base = [
-        "AWS4-HMAC-SHA256 Credential=AKID/20261126/us-west-2/kinesisvideo/aws4_request, "
-        "SignedHeaders=content-type;host;x-amz-date, Signature=abcdef0123456789",
+        ("AWS4-HMAC-SHA256 Credential=AKID/20261126/us-west-2/kinesisvideo/aws4_request, "
+         "SignedHeaders=content-type;host;x-amz-date, Signature=abcdef0123456789"),
         "AWS4-HMAC-SHA256  Credential=Signature=x/1/2/3/aws4_request ,SignedHeaders=host,Signature=ABCDEF  ",
         "AWS4-HMAC-SHA256 Credential=a, SignedHeaders=b, Signature=",
         "AWS4-HMAC-SHA256 Credential=a, SignedHeaders=b, Signature=abc Signature=def",
