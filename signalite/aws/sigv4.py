@@ -83,12 +83,9 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 """A query component made only of these is the same decoded, encoded and canonical."""
 
 
-@lru_cache(maxsize=4096)
-def _query_component(raw: str) -> tuple[str, str | None]:
+def _decode_encode(raw: str) -> tuple[str, str | None]:
     """One raw name or value of a query string: decoded as ``parse_qsl`` decodes it, and
-    ``uri_encode``-d for the canonical query (None if it cannot be encoded: a lone surrogate).
-    Memoised: the ARN, credential, date, algorithm, expiry and signed-headers values of presigned
-    connects repeat from one connect to the next."""
+    ``uri_encode``-d for the canonical query (None if it cannot be encoded: a lone surrogate)."""
     if _UNRESERVED.fullmatch(raw):
         return raw, raw
     decoded = unquote(raw.replace("+", " "), errors="replace")
@@ -96,6 +93,14 @@ def _query_component(raw: str) -> tuple[str, str | None]:
         return decoded, uri_encode(decoded)
     except UnicodeEncodeError:
         return decoded, None
+
+
+_query_component = lru_cache(maxsize=4096)(_decode_encode)
+""":func:`_decode_encode`, memoised: the names and the ARN, credential, date, algorithm, expiry and
+signed-headers values of presigned connects repeat from one connect to the next."""
+
+_PER_CONNECT = frozenset(("X-Amz-ClientId", "X-Amz-Signature"))
+"""Parameters whose value is new on (almost) every connect: not worth a cache entry each."""
 
 
 def split_presigned_query(query: str) -> tuple[dict[str, str], str | None]:
@@ -114,11 +119,10 @@ def split_presigned_query(query: str) -> tuple[dict[str, str], str | None]:
             continue
         raw_name, _, raw_value = field.partition("=")
         name, enc_name = component(raw_name)
-        if name == "X-Amz-Signature":  # unique per URL: not worth a cache entry, and not signed
-            params[name] = unquote(raw_value.replace("+", " "), errors="replace")
-            continue
-        value, enc_value = component(raw_value)
+        value, enc_value = (_decode_encode if name in _PER_CONNECT else component)(raw_value)
         params[name] = value
+        if name == "X-Amz-Signature":  # not signed
+            continue
         if enc_name is None or enc_value is None:
             encodable = False
         else:
