@@ -53,7 +53,7 @@ def _stop(proc: subprocess.Popen) -> tuple[int, str]:
 def _env_exports(data_dir: Path) -> dict[str, str]:
     out = subprocess.run([str(BIN / "signalite"), "env", "--data-dir", str(data_dir)], env=_clean_env(),
                          capture_output=True, text=True, check=True).stdout
-    shell = subprocess.run(["bash", "-c", f'eval "$1"; env', "_", out], env=_clean_env(),
+    shell = subprocess.run(["bash", "-c", 'eval "$1"; env', "_", out], env=_clean_env(),
                            capture_output=True, text=True, check=True).stdout
     return dict(line.split("=", 1) for line in shell.splitlines() if line.startswith(("AWS_", "NODE_EXTRA")))
 

@@ -12,10 +12,7 @@ When one starts to pass, remove its marker.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from typing import Iterator
 
 import pytest
@@ -29,12 +26,6 @@ from tests.support.signaling import connect
 PROBE_ATTEMPTS = 200
 
 
-def ready(server: Server) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"{server.http_url}/ready", timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 class Cluster:
@@ -74,7 +65,7 @@ def cluster(make_server, postgres_url, redis_url) -> Iterator[Cluster]:
 
 def test_every_node_reports_store_and_bus_ready(cluster):
     for node in (cluster.a, cluster.b):
-        status, body = ready(node)
+        status, body = node.ready()
         assert status == 200
         assert body == {"status": "ready", "store": "ok", "bus": "ok"}
 
@@ -147,14 +138,14 @@ def test_serve_fails_fast_with_a_clear_message_when_redis_is_unreachable(tmp_pat
 
 def test_ready_answers_503_while_redis_is_unreachable_and_recovers(make_server, redis_url, redis_proxy):
     server = make_server("--bus", via(redis_proxy, redis_url))
-    assert ready(server)[0] == 200
+    assert server.ready()[0] == 200
     redis_proxy.stop()
-    status, body = ready(server)
+    status, body = server.ready()
     assert status == 503
     assert body["store"] == "ok" and body["bus"].startswith("error: Redis")
     redis_proxy.start()
     for _ in range(PROBE_ATTEMPTS):  # the connections come back on next use
-        status, body = ready(server)
+        status, body = server.ready()
         if status == 200:
             break
         time.sleep(0.05)

@@ -6,11 +6,8 @@ PostgreSQL tests are skipped, with the reason, only when no PostgreSQL server is
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -20,12 +17,6 @@ from tests.integration.pg import (  # noqa: F401 - fixtures
 from tests.support.server import ACCOUNT, Server, free_port
 
 
-def ready(server: Server) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"{server.http_url}/ready", timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def rows_in_postgres(store_url: str) -> list[str]:
@@ -144,7 +135,7 @@ def test_concurrent_creates_of_one_name_on_two_nodes_exactly_one_wins(make_serve
 
 def test_ready_reports_the_store(make_server, postgres_url):
     server = make_server("--store", postgres_url)
-    status, body = ready(server)
+    status, body = server.ready()
     assert status == 200
     assert body["status"] == "ready" and body["store"] == "ok"
 
@@ -164,21 +155,21 @@ def test_serve_fails_fast_with_a_clear_message_when_postgres_is_unreachable(tmp_
 def _wait_ready(server: Server, attempts: int = 50) -> tuple[int, dict]:
     """Readiness after the database is back: the pool reconnects on the next use."""
     for _ in range(attempts):
-        status, body = ready(server)
+        status, body = server.ready()
         if status == 200:
             return status, body
         time.sleep(0.1)
-    return ready(server)
+    return server.ready()
 
 
 def test_ready_answers_503_while_postgres_is_unreachable_and_recovers(make_server, postgres_url, postgres_proxy, name):
     server = make_server("--store", with_port(postgres_url, postgres_proxy.port))
     kv = server.boto()
     kv.create_signaling_channel(ChannelName=name)
-    assert ready(server)[0] == 200
+    assert server.ready()[0] == 200
 
     postgres_proxy.stop()  # the database goes away: every connection cut, new ones refused
-    status, body = ready(server)
+    status, body = server.ready()
     assert status == 503
     assert body["status"] == "not ready" and body["store"].startswith("error: PostgreSQL unreachable")
     with pytest.raises(kv.exceptions.ClientError) as info:  # operations fail in the AWS form, not hang
@@ -192,10 +183,10 @@ def test_ready_answers_503_while_postgres_is_unreachable_and_recovers(make_serve
 
 def test_ready_answers_503_rather_than_hanging_when_postgres_stops_answering(make_server, postgres_url, postgres_proxy):
     server = make_server("--store", with_port(postgres_url, postgres_proxy.port))
-    assert ready(server)[0] == 200
+    assert server.ready()[0] == 200
     postgres_proxy.freeze()  # connections stay open, nothing comes back
     try:
-        status, body = ready(server)
+        status, body = server.ready()
         assert status == 503
         assert body["store"].startswith("error: PostgreSQL unreachable")
     finally:

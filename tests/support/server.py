@@ -6,12 +6,14 @@ certificate and SQLite file, on free loopback ports.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,6 +122,14 @@ class Server:
     def restart(self) -> "Server":
         self.stop()
         return self.start()
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        """``GET /ready``: its status and JSON body (503 is an answer, not an error)."""
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/ready", timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
