@@ -1,7 +1,8 @@
-"""Builds the aiohttp application: store, keys, SigV4, the REST edge and the signaling plane.
+"""Builds the aiohttp application: settings, clock, keys, store, bus, hub, ICE, and the routes.
 
-One ``web.Application`` per server; everything mutable lives in it (``app[SERVICES]``) and is
-opened and closed by cleanup contexts, so tests can build as many servers as they like.
+One ``web.Application`` per server; every resource lives in it under its typed key
+(``signalite.context``) and is opened and closed by its own cleanup context, in dependency
+order (store, bus, hub, ICE), so tests can build as many servers as they like.
 """
 
 from __future__ import annotations
@@ -11,18 +12,16 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import controlplane, dataplane
+from . import controlplane, dataplane, operator, signaling
 from .aws.keys import KeyRing, RootCredentials
 from .aws.sigv4 import SigV4Verifier
 from .aws.wire import Wire
+from .clock import Clock, SystemClock
 from .config import Settings
+from .context import BUS, CLOCK, HUB, KEYS, SETTINGS, STORE
+from .edge.auth import Authenticator
 from .edge.rest import RestEdge, operation_table
-from .services import Services
 from .store import open_store
-
-SERVICES = web.AppKey("services", Services)
-VERIFIER = web.AppKey("verifier", SigV4Verifier)
-WIRE = web.AppKey("wire", Wire)
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -30,50 +29,58 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _ready(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    app = request.app
     checks: dict[str, str] = {}
     try:
-        await services.store.ping()
+        await app[STORE].ping()
         checks["store"] = "ok"
     except Exception as exc:  # readiness reports, it does not raise
         checks["store"] = f"error: {exc}"
-    if services.bus is not None:
-        try:
-            await services.bus.ping()
-            checks["bus"] = "ok"
-        except Exception as exc:
-            checks["bus"] = f"error: {exc}"
+    try:
+        await app[BUS].ping()
+        checks["bus"] = "ok"
+    except Exception as exc:
+        checks["bus"] = f"error: {exc}"
+    if app[HUB].draining:
+        checks["node"] = "draining"
     ok = all(v == "ok" for v in checks.values())
     return web.Response(status=200 if ok else 503, content_type="application/json",
                         text=json.dumps({"status": "ready" if ok else "not ready", **checks}))
 
 
-def build_app(settings: Settings, root: RootCredentials) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes)
-    services = Services(settings=settings, store=open_store(settings.store_url), keys=KeyRing(root))
-    wire = Wire()
-    verifier = SigV4Verifier(services.keys.lookup, skew_seconds=settings.clock_skew_seconds)
-    app[SERVICES] = services
-    app[WIRE] = wire
-    app[VERIFIER] = verifier
+async def drain(app: web.Application) -> None:
+    """SIGTERM: stop taking connections (``/ready`` 503, WSS connects 503) and close this node's
+    sockets over at most ``--drain-timeout`` seconds, before the listeners close."""
+    await app[HUB].drain(app[SETTINGS].drain_timeout)
 
-    async def store_ctx(_app: web.Application) -> AsyncIterator[None]:
-        await services.store.open()
+
+def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = None) -> web.Application:
+    """The server for ``settings``, its root key ``root``, on ``clock`` (default: the system's)."""
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    clock = clock or SystemClock()
+    keys = KeyRing(root)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[KEYS] = keys
+    store = open_store(settings.store_url)  # a malformed --store URL fails here, before any I/O
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        app[STORE] = store
         yield
-        await services.store.close()
+        await store.close()
 
     app.cleanup_ctx.append(store_ctx)
 
-    operations = operation_table(*controlplane.MODULES, *dataplane.MODULES)
-    edge = RestEdge(services, wire, verifier, operations)
+    wire = Wire(extra=(operator.service_model(),))
+    auth = Authenticator(SigV4Verifier(keys.lookup, skew_seconds=settings.clock_skew_seconds, clock=clock))
+    operations = operation_table(*controlplane.MODULES, *dataplane.MODULES, operator)
+    edge = RestEdge(wire, auth, operations, settings.max_body_bytes)
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
 
-    # The signaling plane (WSS upgrade on GET /) registers itself here once it exists.
-    from .signaling import setup as signaling_setup  # noqa: PLC0415 - keeps the import graph one-way
-
-    signaling_setup(app, services, verifier)
-    dataplane.setup(app, services)
+    signaling.setup(app, auth, wire.control_plane)  # the bus and the hub, after the store
+    dataplane.setup(app)
 
     # Every operation path as an exact route (found by a dict lookup in aiohttp's resource index
     # instead of a regex match), after the signaling routes so a --public-url path that equals one

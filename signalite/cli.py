@@ -78,7 +78,10 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down")
+    log.info("shutting down: draining")
+    from .app import drain  # noqa: PLC0415
+
+    await drain(app)
     await runner.cleanup()
 
 

@@ -85,6 +85,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     log_level: str = "info"
     clock_skew_seconds: int = 300
+    go_away_frames: bool = False
+    drain_timeout: float = 30.0
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -140,6 +142,8 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("turn-port", "TURN_PORT", int, "port of the coturn started by --turn (default 3478)"),
     ("turnserver", "TURNSERVER", str, "coturn's turnserver binary for --turn (default: found on PATH)"),
     ("stun-port", "STUN_PORT", int, "UDP port of the embedded STUN responder (default: the --port number)"),
+    ("go-away-frames", "GO_AWAY_FRAMES", bool, "send GO_AWAY before server-initiated closes (the KVS C SDK hangs on it)"),
+    ("drain-timeout", "DRAIN_TIMEOUT", float, "seconds over which SIGTERM closes this node's sockets (default 30)"),
     ("log-level", "LOG_LEVEL", str, "debug, info, warning, error"),
 ]
 

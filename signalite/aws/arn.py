@@ -37,3 +37,16 @@ def parse(value: str) -> Arn | None:
     if not m:
         return None
     return Arn(m["partition"], m["region"], m["account"], m["kind"], m["name"], m["millis"])
+
+
+def require(value: str, kind: str, member: str) -> Arn:
+    """``value`` parsed, or the InvalidArgumentException AWS answers for a malformed ARN or one of
+    another resource type in member ``member``."""
+    from .errors import invalid  # noqa: PLC0415 - errors is a leaf; keeps this module import-free
+
+    parsed = parse(value)
+    if parsed is None:
+        raise invalid(f"{member} '{value}' is not a valid ARN.")
+    if parsed.kind != kind:
+        raise invalid(f"{member} '{value}' is not a {kind} ARN.")
+    return parsed

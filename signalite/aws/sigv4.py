@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, quote, unquote
 
+from ..clock import Clock, SystemClock
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _SPACES = re.compile(r"\s+")
@@ -253,11 +255,12 @@ class SigV4Verifier:
     """
 
     def __init__(self, lookup: KeyLookup, *, service: str = "kinesisvideo", skew_seconds: int = 300,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Clock | None = None) -> None:
         self._lookup = lookup
         self._service = service
         self._skew = timedelta(seconds=skew_seconds)
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        now = (clock or SystemClock()).now
+        self._clock: Callable[[], datetime] = lambda: datetime.fromtimestamp(now(), timezone.utc)
         self._key_cache: dict[tuple[str, str, str, str], bytes] = {}
 
     # -- public -------------------------------------------------------------------------------

@@ -397,11 +397,14 @@ class ServiceWire:
 
 
 class Wire:
-    """All three services, routed by path (their paths do not overlap)."""
+    """All three services (and any ``extra`` models, such as the admin API's), routed by path
+    (their paths do not overlap)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: "tuple[ServiceModel, ...]" = ()) -> None:
         session = botocore.session.get_session()
         self.services = {name: ServiceWire(name, session.get_service_model(name)) for name in SERVICES}
+        for model in extra:
+            self.services[model.service_name] = ServiceWire(model.service_name, model)
         self.routes: dict[str, tuple[ServiceWire, OperationModel]] = {}
         for svc in self.services.values():
             for path, op in svc.routes.items():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .base import CTL, MSG, Bus, Envelope, Handler
+from ..clock import Clock
+from .base import CTL, MSG, Bus, Control, Envelope, Handler, Message
 
 
-def open_bus(url: str | None) -> Bus:
+def open_bus(url: str | None, clock: Clock | None = None) -> Bus:
     """A bus for ``url``: ``local://`` (default, in-process) or ``redis://…`` (cluster)."""
     scheme = (url or "local://").split(":", 1)[0].lower()
     if scheme == "local":
@@ -13,12 +14,10 @@ def open_bus(url: str | None) -> Bus:
 
         return LocalBus()
     if scheme in ("redis", "rediss"):
-        try:
-            from .redis import RedisBus  # type: ignore[import-not-found]  # the cluster issue adds it
-        except ImportError:
-            raise ValueError("the Redis bus is not available in this build") from None
-        return RedisBus(url)  # type: ignore[arg-type]
+        from .redis import RedisBus
+
+        return RedisBus(url or "", clock)
     raise ValueError(f"unsupported bus URL {url!r}: use local:// or redis://host:port")
 
 
-__all__ = ["Bus", "Envelope", "Handler", "MSG", "CTL", "open_bus"]
+__all__ = ["Bus", "Control", "Envelope", "Handler", "Message", "MSG", "CTL", "open_bus"]

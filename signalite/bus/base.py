@@ -33,21 +33,21 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Union
 
 MSG = "msg"
-"""A relayed client message (kind of :class:`Envelope`)."""
+"""The kind of an :class:`Envelope`: a relayed client message."""
 CTL = "ctl"
-"""A channel event: ``recipient`` holds the verb (see ``signaling.router``), ``msg_type`` its argument."""
+"""The kind of a :class:`Control`: a channel event."""
 
 
 class Envelope(NamedTuple):
     kind: str
-    """``msg`` or ``ctl``."""
+    """Always :data:`MSG` (what tells it from a :class:`Control` on the wire)."""
     recipient: str
-    """``""`` = the channel's master, else a viewer ClientId. For ``ctl``: the verb."""
+    """``""`` = the channel's master, else a viewer ClientId."""
     msg_type: str
-    """SDP_OFFER / SDP_ANSWER / ICE_CANDIDATE. For ``ctl``: the verb's argument."""
+    """SDP_OFFER / SDP_ANSWER / ICE_CANDIDATE."""
     sender: str
     """The sender's key (``""`` = master, else the viewer's ClientId), for offer/answer replacement."""
     frame: str
@@ -56,7 +56,20 @@ class Envelope(NamedTuple):
     """Epoch seconds after which an undelivered message is dropped (sent time + channel TTL)."""
 
 
-Handler = Callable[[str, Envelope], None]
+class Control(NamedTuple):
+    """A channel event every node applies (TTL change, deletion, operator GO_AWAY…); it never
+    expires on the bus. The router names the verbs (``signaling.router.ControlVerb``)."""
+
+    kind: str
+    """Always :data:`CTL`."""
+    verb: str
+    argument: str = ""
+
+
+Message = Union[Envelope, Control]
+"""What travels on a topic."""
+
+Handler = Callable[[str, Message], None]
 
 
 class Bus(ABC):
@@ -78,19 +91,20 @@ class Bus(ABC):
     def unsubscribe(self, topic: str) -> None: ...
 
     @abstractmethod
-    def publish(self, topic: str, envelope: Envelope) -> None:
+    def publish(self, topic: str, envelope: Message) -> None:
         """Hand ``envelope`` to every subscriber of ``topic``, this node included. Non-blocking."""
 
 
-def encode(envelope: Envelope) -> bytes:
+def encode(envelope: Message) -> bytes:
     return json.dumps(list(envelope), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def decode(data: bytes | str) -> Envelope:
-    return Envelope(*json.loads(data))
+def decode(data: bytes | str) -> Message:
+    fields = json.loads(data)
+    return Control(*fields) if fields[0] == CTL else Envelope(*fields)
 
 
-def dispatch(handlers: dict[str, Handler], topic: str, envelope: Envelope) -> None:
+def dispatch(handlers: dict[str, Handler], topic: str, envelope: Message) -> None:
     """Hand ``envelope`` to this node's subscriber of ``topic``, if any. A subscriber's bug is
     logged here so that it never reaches the publisher (a client's socket)."""
     handler = handlers.get(topic)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Bus, Envelope, Handler, dispatch
+from .base import Bus, Handler, Message, dispatch
 
 
 class LocalBus(Bus):
@@ -26,5 +26,5 @@ class LocalBus(Bus):
     def unsubscribe(self, topic: str) -> None:
         self._handlers.pop(topic, None)
 
-    def publish(self, topic: str, envelope: Envelope) -> None:
+    def publish(self, topic: str, envelope: Message) -> None:
         dispatch(self._handlers, topic, envelope)

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -49,7 +48,8 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from ..urls import redact
-from .base import MSG, Bus, Envelope, Handler, decode, dispatch, encode
+from ..clock import Clock, SystemClock
+from .base import Bus, Envelope, Handler, Message, decode, dispatch, encode
 
 log = logging.getLogger("signalite.bus")
 
@@ -87,8 +87,9 @@ def _describe(exc: BaseException) -> str:
 
 
 class RedisBus(Bus):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Clock | None = None) -> None:
         self._url = url
+        self._clock = clock or SystemClock()
         self._redis_url, prefix = parse_url(url)
         self._prefix = prefix.encode()
         self._topic_prefix = self._prefix + b"t:"
@@ -193,10 +194,10 @@ class RedisBus(Bus):
         self._to_add.discard(channel)
         self._wake()
 
-    def publish(self, topic: str, envelope: Envelope) -> None:
+    def publish(self, topic: str, envelope: Message) -> None:
         dispatch(self._handlers, topic, envelope)
-        # Only relayed messages expire; channel events (``ctl``, expires 0) must always go out.
-        expires = envelope.expires if envelope.kind == MSG else float("inf")
+        # Only relayed messages expire; channel events must always go out.
+        expires = envelope.expires if type(envelope) is Envelope else float("inf")
         self._seq += 1
         header = self._node + b"%012x" % self._seq
         self._enqueue(self._topic_prefix + topic.encode(), header + encode(envelope), expires)
@@ -238,7 +239,7 @@ class RedisBus(Bus):
         # CancelledError that arrives while it returns its connection to the pool.
         while not self._closing:
             await self._queued.wait()
-            now = time.time()
+            now = self._clock.now()
             batch: list[tuple[bytes, bytes, float]] = []
             while self._queue and len(batch) < MAX_BATCH:
                 item = self._queue[0]

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from functools import lru_cache
+
+from .. import channel as channels
 from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
-from ..services import OpContext
+from ..context import OpContext
 from ..store import LimitExceeded, NameInUse, Resource
-from .common import check_tag_count, find, find_attrs, new_version, now_ms, page, tags_from_list, update, version_mismatch
+from .common import check_tag_count, delete, find, find_attrs, new_version, now_ms, page, tags_from_list, update
 
-DEFAULT_TTL = 60
-KIND = "channel"
+DEFAULT_TTL = channels.DEFAULT_TTL
+KIND = channels.KIND
 
 
 def channel_info(r: Resource) -> dict[str, Any]:
     return {
         "ChannelName": r.name,
         "ChannelARN": r.arn,
-        "ChannelType": r.attrs.get("ChannelType", "SINGLE_MASTER"),
+        "ChannelType": r.attrs.get("ChannelType", channels.DEFAULT_TYPE),
         "ChannelStatus": r.status,
         "CreationTime": r.created,
         "SingleMasterConfiguration": {"MessageTtlSeconds": r.attrs.get("MessageTtlSeconds", DEFAULT_TTL)},
@@ -30,20 +33,9 @@ def channel_info(r: Resource) -> dict[str, Any]:
     }
 
 
-def message_ttl(r: Resource) -> int:
-    return int(r.attrs.get("MessageTtlSeconds", DEFAULT_TTL))
-
-
-async def _notify(ctx: OpContext, event: str, payload: Any) -> None:
-    """Tell live signaling sessions about a channel change (TTL, deletion)."""
-    hub = ctx.services.hub
-    if hub is not None:
-        await getattr(hub, event)(payload)
-
-
 async def create_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    channel_type = p.get("ChannelType", "SINGLE_MASTER")
-    if channel_type != "SINGLE_MASTER":
+    channel_type = p.get("ChannelType", channels.DEFAULT_TYPE)
+    if channel_type != channels.DEFAULT_TYPE:
         raise invalid(f"ChannelType {channel_type} is not supported; only SINGLE_MASTER channels exist.")
     tags = tags_from_list(p.get("Tags"))
     check_tag_count(tags)
@@ -89,30 +81,22 @@ async def update_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[st
         return cur.evolve(attrs=attrs)
 
     updated = await update(ctx, r, change, expected_version=p["CurrentVersion"])
-    await _notify(ctx, "channel_updated", updated)
+    ctx.signaling.channel_updated(updated)
     return {}
 
 
 async def delete_signaling_channel(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     r = await find(ctx, KIND, arn=p["ChannelARN"])
-    expected = p.get("CurrentVersion")
-    if expected is not None and expected != r.version:
-        raise version_mismatch(r)
-    if not await ctx.store.delete(r.arn, expected):
-        raise version_mismatch(r) if expected else ServiceError(
-            "ResourceNotFoundException", "The requested channel is not found or not active.")
-    await _notify(ctx, "channel_deleted", r.arn)
+    await delete(ctx, r, p.get("CurrentVersion"))
+    ctx.signaling.channel_deleted(r.arn)
     return {}
 
 
-def endpoint_urls(ctx: OpContext) -> dict[str, str]:
-    """The advertised endpoints, worked out once per server (settings do not change)."""
-    urls = ctx.services.extras.get("endpoint_urls")
-    if urls is None:
-        base = ctx.settings.advertised_url
-        ws = "wss://" + base.split("://", 1)[1] if base.startswith("https://") else "ws://" + base.split("://", 1)[1]
-        urls = ctx.services.extras["endpoint_urls"] = {"WSS": ws, "HTTPS": base, "WEBRTC": base}
-    return urls
+@lru_cache(maxsize=8)
+def endpoint_urls(base: str) -> dict[str, str]:
+    """The endpoints advertised for the base URL ``base`` (worked out once: settings do not change)."""
+    scheme, rest = base.split("://", 1)
+    return {"WSS": ("wss://" if scheme == "https" else "ws://") + rest, "HTTPS": base, "WEBRTC": base}
 
 
 async def get_signaling_channel_endpoint(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +106,7 @@ async def get_signaling_channel_endpoint(ctx: OpContext, p: dict[str, Any]) -> d
     if "WEBRTC" in protocols and attrs.get("MediaStorage", {}).get("Status") != "ENABLED":
         raise invalid("The WEBRTC protocol is only available for a channel whose media storage "
                       "configuration is ENABLED.")
-    urls = endpoint_urls(ctx)
+    urls = endpoint_urls(ctx.settings.advertised_url)
     return {"ResourceEndpointList": [{"Protocol": proto, "ResourceEndpoint": urls[proto]} for proto in protocols]}
 
 

@@ -10,14 +10,14 @@ import secrets
 import string
 from typing import Any, Callable
 
+from .. import channel as channels
 from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
-from ..services import OpContext
+from ..context import OpContext
 from ..store import Resource
 
 MAX_TAGS = 50
 _VERSION_ALPHABET = string.ascii_letters + string.digits
-KIND_LABEL = {"channel": "channel", "stream": "stream"}
 
 
 def new_version() -> str:
@@ -25,12 +25,13 @@ def new_version() -> str:
 
 
 def now_ms(ctx: OpContext) -> int:
-    return int(ctx.services.clock() * 1000)
+    return int(ctx.clock.now() * 1000)
 
 
 def not_found(kind: str) -> ServiceError:
-    what = "channel" if kind == "channel" else "stream"
-    return ServiceError("ResourceNotFoundException", f"The requested {what} is not found or not active.")
+    if kind == channels.KIND:
+        return channels.not_found()
+    return ServiceError("ResourceNotFoundException", "The requested stream is not found or not active.")
 
 
 async def find(ctx: OpContext, kind: str, *, name: str | None = None, arn: str | None = None,
@@ -52,11 +53,7 @@ async def find(ctx: OpContext, kind: str, *, name: str | None = None, arn: str |
 
 
 def _check_arn(ctx: OpContext, kind: str, arn: str, arn_member: str) -> None:
-    parsed = arns.parse(arn)
-    if parsed is None:
-        raise invalid(f"{arn_member} '{arn}' is not a valid ARN.")
-    if parsed.kind != kind:
-        raise invalid(f"{arn_member} '{arn}' is not a {kind} ARN.")
+    parsed = arns.require(arn, kind, arn_member)
     if parsed.account != ctx.account or parsed.region != ctx.region:
         raise not_found(kind)
 
@@ -116,6 +113,25 @@ def check_tag_count(tags: dict[str, str]) -> dict[str, str]:
         raise ServiceError("TagsPerResourceExceededLimitException",
                            f"The resource would have {len(tags)} tags; a resource can have at most {MAX_TAGS}.")
     return tags
+
+
+async def delete(ctx: OpContext, r: Resource, expected_version: str | None) -> None:
+    """Delete ``r``, only at the client's CurrentVersion when it gave one."""
+    if expected_version is not None and expected_version != r.version:
+        raise version_mismatch(r)
+    if not await ctx.store.delete(r.arn, expected_version):
+        raise version_mismatch(r) if expected_version else not_found(r.kind)
+
+
+async def tag(ctx: OpContext, r: Resource, incoming: dict[str, str]) -> None:
+    """Add or overwrite tags (at most :data:`MAX_TAGS` in all)."""
+    await save_tags(ctx, r, lambda tags: check_tag_count({**tags, **incoming}))
+
+
+async def untag(ctx: OpContext, r: Resource, keys: list[str]) -> None:
+    """Remove tags by key; unknown keys are ignored, as on AWS."""
+    drop = set(keys)
+    await save_tags(ctx, r, lambda tags: {k: v for k, v in tags.items() if k not in drop})
 
 
 def version_mismatch(r: Resource) -> ServiceError:

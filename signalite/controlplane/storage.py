@@ -12,7 +12,8 @@ from typing import Any
 
 from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
-from ..services import OpContext
+from .. import channel as channels
+from ..context import OpContext
 from ..store import Resource
 from .common import decode_token, find, not_found, update
 from .streams import MAPPED_CHANNEL, find_stream
@@ -24,10 +25,7 @@ MAPPED_TYPE = "SIGNALING_CHANNEL"
 
 
 def _config(channel: Resource) -> dict[str, Any]:
-    stored = channel.attrs.get("MediaStorage") or {}
-    if stored.get("Status") == "ENABLED" and stored.get("StreamARN"):
-        return {"Status": "ENABLED", "StreamARN": stored["StreamARN"]}
-    return {"Status": "DISABLED"}
+    return channels.media_storage(channel.attrs)
 
 
 async def describe_media_storage_configuration(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -82,8 +80,8 @@ async def update_media_storage_configuration(ctx: OpContext, p: dict[str, Any]) 
 async def describe_mapped_resource_configuration(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     decode_token(p.get("NextToken"))  # at most one item: always one page
     stream = await find_stream(ctx, p)
-    channels = await ctx.store.find(CHANNEL, MAPPED_CHANNEL, stream.arn)
-    return {"MappedResourceConfigurationList": [{"Type": MAPPED_TYPE, "ARN": c.arn} for c in channels[:1]]}
+    mapped = await ctx.store.find(CHANNEL, MAPPED_CHANNEL, stream.arn)
+    return {"MappedResourceConfigurationList": [{"Type": MAPPED_TYPE, "ARN": c.arn} for c in mapped[:1]]}
 
 
 OPERATIONS = {

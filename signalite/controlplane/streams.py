@@ -12,10 +12,10 @@ from typing import Any
 
 from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
-from ..services import OpContext
+from ..context import OpContext
 from ..store import NameInUse, Resource
-from .common import (check_tag_count, decode_token, find, new_version, now_ms, page, save_tags, tags_from_map,
-                     update, version_mismatch)
+from .common import (check_tag_count, decode_token, delete, find, new_version, now_ms, page, tag, tags_from_map,
+                     untag, update)
 
 KIND = "stream"
 MAPPED_CHANNEL = "MediaStorageStreamARN"
@@ -103,30 +103,23 @@ async def update_data_retention(ctx: OpContext, p: dict[str, Any]) -> dict[str, 
 async def delete_stream(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     r = await find(ctx, KIND, arn=p["StreamARN"], name_member="StreamName", arn_member="StreamARN")
     expected = p.get("CurrentVersion")
-    if expected is not None and expected != r.version:
-        raise version_mismatch(r)
-    mapped = await ctx.store.find("channel", MAPPED_CHANNEL, r.arn)
-    if mapped:
-        raise ServiceError("ResourceInUseException",
-                           f"The stream {r.name} is the media storage of the signaling channel "
-                           f"{mapped[0].name}; disable that channel's media storage first.")
-    if not await ctx.store.delete(r.arn, expected):
-        raise version_mismatch(r) if expected else ServiceError(
-            "ResourceNotFoundException", "The requested stream is not found or not active.")
+    if expected is None or expected == r.version:  # a mismatch is answered as such by delete()
+        mapped = await ctx.store.find("channel", MAPPED_CHANNEL, r.arn)
+        if mapped:
+            raise ServiceError("ResourceInUseException",
+                               f"The stream {r.name} is the media storage of the signaling channel "
+                               f"{mapped[0].name}; disable that channel's media storage first.")
+    await delete(ctx, r, expected)
     return {}
 
 
 async def tag_stream(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    r = await find_stream(ctx, p)
-    incoming = tags_from_map(p["Tags"])
-    await save_tags(ctx, r, lambda tags: check_tag_count({**tags, **incoming}))
+    await tag(ctx, await find_stream(ctx, p), tags_from_map(p["Tags"]))
     return {}
 
 
 async def untag_stream(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    r = await find_stream(ctx, p)
-    drop = set(p["TagKeyList"])
-    await save_tags(ctx, r, lambda tags: {k: v for k, v in tags.items() if k not in drop})
+    await untag(ctx, await find_stream(ctx, p), p["TagKeyList"])
     return {}
 
 

@@ -11,13 +11,14 @@ from typing import Any
 
 from ..aws import arn as arns
 from ..aws.errors import invalid
-from ..services import OpContext
-from .common import check_tag_count, decode_token, find, save_tags, tags_from_list
+from ..context import OpContext
+from ..store import Resource
+from .common import decode_token, find, tag, tags_from_list, untag
 
 _KINDS = ("channel", "stream")
 
 
-async def _resource(ctx: OpContext, arn: str):
+async def _resource(ctx: OpContext, arn: str) -> Resource:
     parsed = arns.parse(arn)
     if parsed is None or parsed.kind not in _KINDS:
         raise invalid(f"ResourceARN '{arn}' is not the ARN of a signaling channel or a stream.")
@@ -25,16 +26,12 @@ async def _resource(ctx: OpContext, arn: str):
 
 
 async def tag_resource(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    r = await _resource(ctx, p["ResourceARN"])
-    incoming = tags_from_list(p["Tags"])
-    await save_tags(ctx, r, lambda tags: check_tag_count({**tags, **incoming}))
+    await tag(ctx, await _resource(ctx, p["ResourceARN"]), tags_from_list(p["Tags"]))
     return {}
 
 
 async def untag_resource(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    r = await _resource(ctx, p["ResourceARN"])
-    drop = set(p["TagKeyList"])
-    await save_tags(ctx, r, lambda tags: {k: v for k, v in tags.items() if k not in drop})
+    await untag(ctx, await _resource(ctx, p["ResourceARN"]), p["TagKeyList"])
     return {}
 
 

@@ -14,14 +14,15 @@ from .ice import IceProvider
 from .stun import start_responder
 from .turn import MAX_SERVERS, MAX_TTL, MIN_TTL, IceServerGroup, group_uris
 
-if TYPE_CHECKING:  # pragma: no cover
-    from aiohttp import web
+from aiohttp import web
 
+from ..context import CLOCK, ICE, SETTINGS
+
+if TYPE_CHECKING:  # pragma: no cover
     from ..config import Settings
-    from ..services import Services
 
 log = logging.getLogger("signalite.ice")
-MODULES: list = [ice, alexa]
+MODULES = [ice, alexa]
 
 
 def _uri_host(host: str) -> str:
@@ -54,12 +55,14 @@ def check_ice_settings(settings: "Settings") -> None:
         raise SystemExit(f"signalite: --turn needs coturn's turnserver, but {where}; {INSTALL_HINT}")
 
 
-def setup(app: "web.Application", services: "Services") -> None:
-    """Attach data-plane lifecycles (ICE provider, embedded STUN, supervised coturn) to ``app``."""
-    settings = services.settings
+def setup(app: web.Application) -> None:
+    """Attach data-plane lifecycles (ICE provider ``app[ICE]``, embedded STUN, supervised coturn)
+    and the Alexa rate limits to ``app``."""
+    settings = app[SETTINGS]
     check_ice_settings(settings)
+    alexa.setup(app)
 
-    async def ice_ctx(_app: "web.Application") -> AsyncIterator[None]:
+    async def ice_ctx(app: web.Application) -> AsyncIterator[None]:
         groups: list[IceServerGroup] = []
         coturn: Coturn | None = None
         stun_transport = None
@@ -82,7 +85,6 @@ def setup(app: "web.Application", services: "Services") -> None:
                 if tls:  # AWS's three (turn udp, turns udp, turns tcp) plus plain TCP
                     uris = [uris[0], f"turns:{base}?transport=udp", f"turns:{base}?transport=tcp", uris[1]]
                 groups += group_uris(uris, secret)
-                services.extras["coturn"] = coturn
             groups += group_uris(settings.turn_uris, settings.turn_secret)
             if len(groups) > MAX_SERVERS:
                 log.warning("%d ICE server entries configured; GetIceServerConfig returns the first %d "
@@ -99,12 +101,10 @@ def setup(app: "web.Application", services: "Services") -> None:
                     stun_transport, _ = await start_responder(settings.host, 0)
                 bound = stun_transport.get_extra_info("sockname")[1]
                 groups.append(IceServerGroup((f"stun:{_uri_host(settings.advertised_host)}:{bound}",)))
-                services.extras["stun_port"] = bound
                 log.info("STUN responder on udp %s:%d", settings.host, bound)
-            services.ice = IceProvider(groups, settings.turn_ttl, services.clock)
+            app[ICE] = IceProvider(groups, settings.turn_ttl, app[CLOCK])
             yield
         finally:
-            services.ice = None
             if stun_transport is not None:
                 stun_transport.close()
             if coturn is not None:

@@ -23,13 +23,13 @@ offer is not re-sent behind the caller's back.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+from aiohttp import web
+
+from .. import channel as channels
 from ..aws.errors import ServiceError
-from ..controlplane.channels import message_ttl
-from ..controlplane.common import find
-from ..services import OpContext
+from ..context import SETTINGS, OpContext
 from ..signaling.quotas import TokenBucket
 
 MAX_WAIT_SECONDS = 30.0
@@ -39,25 +39,36 @@ ACCOUNT_TPS = 100.0
 only, counted per node."""
 
 
+class AlexaLimits:
+    """The per-channel and per-account call rates of SendAlexaOfferToMaster (``None``: no limit)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def check(self, account: str, region: str, arn: str, now: float) -> None:
+        if not self.enabled:
+            return
+        buckets = self._buckets
+        if len(buckets) > 10_000:  # forget idle channels
+            for key in [k for k, b in buckets.items() if now - b.stamp > 60]:
+                del buckets[key]
+        for key, rate, what in ((f"account:{account}:{region}", ACCOUNT_TPS, "this account and region"),
+                                (f"channel:{arn}", CHANNEL_TPS, "this channel")):
+            bucket = buckets.get(key)
+            if bucket is None:
+                bucket = buckets[key] = TokenBucket(rate, now)
+            if not bucket.take(now):
+                raise ServiceError("ClientLimitExceededException",
+                                   f"SendAlexaOfferToMaster is limited to {rate:g} calls per second for {what}; "
+                                   "try again later.")
 
 
-def check_rate(ctx: OpContext, arn: str) -> None:
-    if ctx.settings.quotas_profile != "aws":
-        return
-    buckets: dict[str, TokenBucket] = ctx.services.extras.setdefault("alexa_buckets", {})
-    now = asyncio.get_running_loop().time()
-    if len(buckets) > 10_000:  # forget idle channels
-        for key in [k for k, b in buckets.items() if now - b.stamp > 60]:
-            del buckets[key]
-    for key, rate, what in ((f"account:{ctx.account}:{ctx.region}", ACCOUNT_TPS, "this account and region"),
-                            (f"channel:{arn}", CHANNEL_TPS, "this channel")):
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = TokenBucket(rate, now)
-        if not bucket.take(now):
-            raise ServiceError("ClientLimitExceededException",
-                               f"SendAlexaOfferToMaster is limited to {rate:g} calls per second for {what}; "
-                               "try again later.")
+LIMITS = web.AppKey("alexa_limits", AlexaLimits)
+
+
+def setup(app: web.Application) -> None:
+    app[LIMITS] = AlexaLimits(app[SETTINGS].quotas_profile == "aws")
 
 
 def answer_wait(ttl_seconds: int) -> float:
@@ -70,25 +81,20 @@ def _get(frame: dict[str, Any], key: str) -> Any:
 
 
 async def send_alexa_offer_to_master(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    channel = await find(ctx, "channel", arn=p["ChannelARN"])
-    hub = ctx.services.hub
-    if hub is None or not hasattr(hub, "open_virtual_viewer"):
-        raise ServiceError("ClientLimitExceededException",
-                           "The signaling plane of this server is not running, so no offer can reach a master; "
-                           "try again later.")
+    channel = await channels.get(ctx.store, p["ChannelARN"], ctx.account, ctx.region)
     sender = p["SenderClientId"]
-    wait = answer_wait(message_ttl(channel))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    check_rate(ctx, channel.arn)
+    wait = answer_wait(channels.message_ttl(channel))
+    clock = ctx.clock
+    deadline = clock.now() + wait
+    ctx.resource(LIMITS).check(ctx.account, ctx.region, channel.arn, clock.now())
     try:
-        peer = await hub.open_virtual_viewer(channel.arn, sender)
+        peer = await ctx.signaling.open_virtual_viewer(channel, sender)
     except LookupError:  # deleted between the lookup and the connect
-        raise ServiceError("ResourceNotFoundException", "The requested channel is not found or not active.") from None
+        raise channels.not_found() from None
     try:
         await peer.send("SDP_OFFER", p["MessagePayload"])
         while True:
-            remaining = deadline - loop.time()
+            remaining = deadline - clock.now()
             if remaining <= 0:
                 break
             frame = await peer.receive(remaining)

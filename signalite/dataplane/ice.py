@@ -26,10 +26,11 @@ ClientId. It only checks that the channel exists in the caller's account and reg
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from ..controlplane.common import find
-from ..services import OpContext
+from .. import channel as channels
+from ..clock import Clock
+from ..context import OpContext
 from .turn import MAX_FIELD, MAX_SERVERS, IceServerGroup
 
 SERVICE = "TURN"
@@ -39,21 +40,18 @@ SERVICE = "TURN"
 class IceProvider:
     groups: list[IceServerGroup]
     ttl: int
-    clock: Callable[[], float]
+    clock: Clock
 
     def ice_servers(self, ident: str) -> list[dict[str, Any]]:
-        now = self.clock()
+        now = self.clock.now()
         room = MAX_FIELD - len(str(int(now) + self.ttl)) - 1
         return [g.entry(ident[:room], self.ttl, now) for g in self.groups[:MAX_SERVERS]]
 
 
 async def get_ice_server_config(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    channel = await find(ctx, "channel", arn=p["ChannelARN"])
-    provider: IceProvider | None = ctx.services.ice
-    if provider is None:  # only before startup finished; the edge answers only after it
-        raise RuntimeError("the ICE provider is not running")
+    channel = await channels.get(ctx.store, p["ChannelARN"], ctx.account, ctx.region)
     ident = p.get("Username") or p.get("ClientId") or channel.name
-    return {"IceServerList": provider.ice_servers(ident)}
+    return {"IceServerList": ctx.ice.ice_servers(ident)}
 
 
 OPERATIONS = {"GetIceServerConfig": get_ice_server_config}

@@ -1,9 +1,11 @@
-"""The hub: this node's live sockets, wired to the router and the bus.
+"""The hub: this node's live sockets, wired to the router and the bus. Only I/O.
 
-It accepts the WSS handshake (presigned SigV4, channel lookup, role, limits), runs one receive
-loop per socket, carries out the router's actions (send, close, publish, subscribe), runs the one
-periodic sweep (idle timeout, maximum duration, GO_AWAY grace, TTL expiry), and applies channel
-events from the control plane and the admin command. All routing decisions are the router's.
+It carries out the WSS handshake (authentication, then :func:`~.handshake.admit` and the
+router's limits), runs one receive loop per socket, carries out the router's actions (send,
+close, publish, subscribe), runs the one periodic sweep (idle timeout, maximum duration, GO_AWAY
+grace, TTL expiry) on the application's clock, and implements the signaling side of
+:class:`~signalite.context.SignalingPlane` (channel events, socket-less viewers, operator
+GO_AWAY). Every decision is the router's or the handshake's.
 """
 
 from __future__ import annotations
@@ -11,35 +13,35 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-import uuid
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ..aws.sigv4 import AuthError, SigV4Verifier, split_presigned_query
-from ..bus.base import Bus, Envelope
-from ..controlplane.channels import message_ttl
-from ..services import Services
-from ..store import Resource
-from . import frames
-from .router import (CLOSE, CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED, CTL_DELETE, CTL_GO_AWAY, CTL_RECONNECT_ICE,
-                     CTL_TTL, PUBLISH, SEND, SUBSCRIBE, UNSUBSCRIBE, Conn, Refused, Router, control_envelope)
+from .. import channel as channels
+from ..aws.sigv4 import AuthError
+from ..aws.wire import ServiceWire
+from ..bus.base import Bus, Message
+from ..clock import Clock, wait_for
+from ..config import Settings
+from ..edge import answers
+from ..edge.auth import Authenticator
+from ..store import Resource, Store
+from . import frames, handshake
+from .router import (CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED, Action, Close, Conn, Publish, Refused, Router, Send,
+                     Subscribe, Unsubscribe)
 from .session import Session
 
 log = logging.getLogger("signalite.signaling")
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 
-NOT_FOUND = "The requested channel is not found or not active."
 
+class _NotStarted:
+    """Stands for the store and bus before :meth:`Hub.start`: routes exist before the server
+    starts, but aiohttp serves no request until every cleanup context has started."""
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.Response(
-        status=status, content_type="application/json",
-        text=json.dumps({"__type": code, "Message": message, "message": message}),
-        headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())},
-    )
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("the signaling hub has not started")
 
 
 class VirtualViewer:
@@ -68,14 +70,14 @@ class VirtualViewer:
         if correlation_id is not None:
             msg["correlationId"] = correlation_id
         hub = self._hub
-        hub.run(hub.router.message(self._conn, json.dumps(msg, separators=(",", ":")), hub.clock()))
+        hub.run(hub.router.message(self._conn, json.dumps(msg, separators=(",", ":")), hub.clock.now()))
 
     async def receive(self, timeout: float) -> dict[str, Any] | None:
         if self._closed and self._queue.empty():
             return None
         try:
-            text = await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+            text = await wait_for(self._hub.clock, self._queue.get(), timeout)
+        except TimeoutError:
             return None
         if text is None:
             return None
@@ -84,7 +86,7 @@ class VirtualViewer:
     async def close(self) -> None:
         self._closed = True
         if self._conn is not None:
-            self._hub.run(self._hub.router.disconnect(self._conn, self._hub.clock()))
+            self._hub.run(self._hub.router.disconnect(self._conn, self._hub.clock.now()))
         self._queue.put_nowait(None)
 
 
@@ -104,14 +106,16 @@ class _VirtualHandle:
 
 
 class Hub:
-    def __init__(self, services: Services, verifier: SigV4Verifier, bus: Bus,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.services = services
-        self.verifier = verifier
-        self.bus = bus
+    def __init__(self, settings: Settings, auth: Authenticator, clock: Clock, errors: ServiceWire) -> None:
+        self.store: Store = _NotStarted()  # type: ignore[assignment]
+        self.bus: Bus = _NotStarted()  # type: ignore[assignment]
+        self.auth = auth
         self.clock = clock
-        self.quotas = services.settings.quotas
-        self.router = Router(self.quotas)
+        self.errors = errors
+        """The service model whose error shapes the handshake's refusals are rendered with."""
+        self.quotas = settings.quotas
+        self.go_away_frames = settings.go_away_frames
+        self.router = Router(self.quotas, go_away_frames=settings.go_away_frames)
         # A frame must hold the largest payload allowed (base64) plus the other fields.
         self.max_frame = max(self.quotas.max_frame_bytes, self.quotas.max_payload_bytes * 4 // 3 + 4096)
         self._sweeper: asyncio.Task[None] | None = None
@@ -124,31 +128,65 @@ class Hub:
         spans = [v for v in (q.idle_timeout_seconds, q.max_connection_seconds, q.go_away_grace_seconds) if v]
         return max(0.05, min([1.0, *(s / 4 for s in spans)]))
 
-    async def start(self) -> None:
+    async def start(self, store: Store, bus: Bus) -> None:
+        """Serve with ``store`` and ``bus`` (opened by their own cleanup contexts)."""
+        self.store = store
+        self.bus = bus
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def _sweep(self) -> None:
         interval = self.sweep_interval
+        clock = self.clock
         while True:
-            await asyncio.sleep(interval)
+            await clock.sleep(interval)
             try:
-                self.run(self.router.tick(self.clock()))
+                self.run(self.router.tick(clock.now()))
             except Exception:  # the sweep must survive anything
                 log.exception("signaling sweep failed")
 
-    async def shutdown(self, _app: web.Application | None = None) -> None:
-        """Server stopping: GO_AWAY and close every socket (clients reconnect elsewhere)."""
-        if self._stopping:
-            return
+    @property
+    def draining(self) -> bool:
+        """True once the node stops taking connections (``/ready`` answers 503)."""
+        return self._stopping
+
+    def _live_sessions(self) -> list[Conn]:
+        return [c for ch in self.router.channels.values() for c in ch.conns() if isinstance(c.handle, Session)]
+
+    async def drain(self, timeout: float) -> None:
+        """SIGTERM: refuse new connects (503), then close this node's sockets, spread over at
+        most ``timeout`` seconds so that they do not all reconnect at once (to another node, or
+        to this one once it is back), and return once they are gone or the time is up. GO_AWAY
+        first only with ``--go-away-frames`` (the KVS C SDK deadlocks on it)."""
         self._stopping = True
+        clock = self.clock
+        conns = self._live_sessions()
+        if not conns:
+            return
+        deadline = clock.now() + timeout
+        pace = min(0.05, timeout / 2 / len(conns))  # the closes take at most half the drain time
+        for conn in conns:
+            if conn.alive:
+                if self.go_away_frames:
+                    conn.handle.send(frames.GO_AWAY_FRAME)
+                conn.handle.close(CLOSE_GOING_AWAY, "server shutting down")
+            if pace > 0:
+                await clock.sleep(pace)
+        while self._live_sessions() and clock.now() < deadline:
+            await clock.sleep(0.05)
+
+    async def shutdown(self, _app: web.Application | None = None) -> None:
+        """Server stopping: close whatever is still connected (after :meth:`drain`, nothing)."""
         if self._sweeper is not None:
             self._sweeper.cancel()
+            self._sweeper = None
+        self._stopping = True
         waits = []
         for ch in list(self.router.channels.values()):
             for conn in ch.conns():
                 handle = conn.handle
-                handle.send(frames.GO_AWAY_FRAME)
                 if isinstance(handle, Session) and handle.ws is not None and not handle.ws.closed:
+                    if self.go_away_frames and not handle.closing:
+                        handle.send(frames.GO_AWAY_FRAME)
                     waits.append(handle.ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down"))
                 else:
                     handle.close(CLOSE_GOING_AWAY, "server shutting down")
@@ -156,63 +194,60 @@ class Hub:
             await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=3)
 
     # --- actions -------------------------------------------------------------------------------
-    def run(self, actions: list[Any]) -> None:
+    def run(self, actions: list[Action]) -> None:
         for action in actions:
-            op = action[0]
-            if op is SEND:
-                action[1].handle.send(action[2])
-            elif op is PUBLISH:
-                self.bus.publish(action[1], action[2])
-            elif op is CLOSE:
-                action[1].handle.close(action[2], action[3])
-            elif op is SUBSCRIBE:
-                self.bus.subscribe(action[1], self._on_bus)
-            elif op is UNSUBSCRIBE:
-                self.bus.unsubscribe(action[1])
+            if isinstance(action, Send):
+                action.conn.handle.send(action.text)
+            elif isinstance(action, Publish):
+                self.bus.publish(action.topic, action.message)
+            elif isinstance(action, Close):
+                action.conn.handle.close(action.code, action.reason)
+            elif isinstance(action, Subscribe):
+                self.bus.subscribe(action.topic, self._on_bus)
+            else:
+                self.bus.unsubscribe(action.topic)
 
-    def _on_bus(self, topic: str, envelope: Envelope) -> None:
-        actions = self.router.deliver(topic, envelope, self.clock())
+    def _on_bus(self, topic: str, message: Message) -> None:
+        actions = self.router.deliver(topic, message, self.clock.now())
         if actions:
             self.run(actions)
 
-    # --- channel events (called by the control plane and the admin API) ----------------------
-    def _control(self, arn: str, verb: str, argument: str = "") -> None:
-        if verb == CTL_DELETE:
-            if len(self.router.deleted) > 100_000:  # only guards handshakes racing a delete
-                self.router.deleted.clear()
-            self.router.deleted.add(arn)  # refuse late connects even if no socket of it is here
-        self.bus.publish(arn, control_envelope(verb, argument))
-
-    async def channel_updated(self, resource: Resource) -> None:
+    # --- channel events (ChannelEvents, for the control plane) --------------------------------
+    def channel_updated(self, channel: Resource) -> None:
         """UpdateSignalingChannel: the new TTL applies to messages sent from now on."""
-        self._control(resource.arn, CTL_TTL, str(message_ttl(resource)))
+        self.run(self.router.update_ttl(channel.arn, channels.message_ttl(channel)))
 
-    async def channel_deleted(self, arn: str) -> None:
-        """DeleteSignalingChannel: GO_AWAY to the channel's sockets, close them, drop retained messages."""
-        self._control(arn, CTL_DELETE)
+    def channel_deleted(self, arn: str) -> None:
+        """DeleteSignalingChannel: close the channel's sockets, drop retained messages."""
+        self.run(self.router.delete_channel(arn))
 
-    async def send_go_away(self, arn: str, reconnect_ice_server: bool = False) -> int:
-        """Admin: GO_AWAY (closed after the grace) or RECONNECT_ICE_SERVER to a channel's clients.
-        Returns how many sockets on this node it reached."""
+    def go_away(self, arn: str, reconnect_ice_server: bool = False) -> int:
+        """The operator's GO_AWAY (closed after the grace) or RECONNECT_ICE_SERVER to a channel's
+        clients. Returns how many sockets on this node it reached."""
         count = len(self.router.connections(arn))
-        self._control(arn, CTL_RECONNECT_ICE if reconnect_ice_server else CTL_GO_AWAY)
+        self.run(self.router.go_away(arn, reconnect_ice_server))
         return count
 
-    # --- the virtual viewer of SendAlexaOfferToMaster -------------------------------------------
-    async def open_virtual_viewer(self, channel_arn: str, client_id: str) -> VirtualViewer:
-        """Connect a socket-less viewer ``client_id`` to ``channel_arn`` (see :class:`VirtualViewer`).
+    def disconnect_client(self, arn: str, client_id: str | None) -> bool:
+        """The operator closes the master (``client_id`` None) or one viewer, wherever it is
+        connected. Returns whether it is connected to this node."""
+        conns = self.router.connections(arn)
+        here = any(c.client_id == client_id and not c.virtual for c in conns)
+        self.run(self.router.disconnect_client(arn, client_id))
+        return here
+
+    # --- the virtual viewer of SendAlexaOfferToMaster (VirtualPeers) ----------------------------
+    async def open_virtual_viewer(self, channel: Resource, client_id: str) -> VirtualViewer:
+        """Connect a socket-less viewer ``client_id`` to ``channel`` (see :class:`VirtualViewer`).
 
         It replaces a viewer connected with the same client id, does not count against the
         viewer quota, and gets messages the master sends to ``client_id``. Raises ``LookupError``
-        if the channel does not exist.
+        if the channel was deleted.
         """
-        resource = await self.services.store.get_by_arn(channel_arn)
-        if resource is None or resource.kind != "channel":
-            raise LookupError(NOT_FOUND)
         peer = VirtualViewer(self, client_id)
         try:
-            conn, actions = self.router.connect(channel_arn, client_id, message_ttl(resource), self.clock(),
-                                                peer.handle, virtual=True)
+            conn, actions = self.router.connect(channel.arn, client_id, channels.message_ttl(channel),
+                                                self.clock.now(), peer.handle, virtual=True)
         except Refused as exc:
             raise LookupError(exc.message) from None
         peer._conn = conn
@@ -220,42 +255,34 @@ class Hub:
         return peer
 
     # --- the WSS endpoint ----------------------------------------------------------------------
+    def _refuse(self, request: web.Request, refusal: handshake.Refuse) -> web.Response:
+        return answers.error(request, self.errors, refusal.code, refusal.message, answers.new_request_id(),
+                             status=refusal.status)
+
     async def handle_connect(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            return _error(400, "InvalidArgumentException",
-                          "This is the Signalite WSS signaling endpoint: connect with a WebSocket upgrade "
-                          "and a presigned URL (ConnectAsMaster / ConnectAsViewer).")
+            return self._refuse(request, handshake.Refuse(
+                400, "InvalidArgumentException",
+                "This is the Signalite WSS signaling endpoint: connect with a WebSocket upgrade "
+                "and a presigned URL (ConnectAsMaster / ConnectAsViewer)."))
         if self._stopping:
-            return _error(503, "ServiceUnavailableException", "The server is shutting down.")
-        url = request.rel_url
-        raw_query = url.raw_query_string
-        # Parsed once, for the signature and for the parameters, and not through ``url.query``,
-        # whose cache would live as long as the socket.
-        split = split_presigned_query(raw_query)
+            return self._refuse(request, handshake.Refuse(503, "ServiceUnavailableException",
+                                                          "The server is shutting down."))
         try:
-            principal = self.verifier.verify_presigned("GET", url.raw_path, raw_query,
-                                                       request.headers.get("Host", ""), split)
+            principal, query = self.auth.authenticate_presigned(request)
         except AuthError as exc:
-            if exc.status == 403:
-                return _error(403, "AccessDeniedException", exc.message)
-            return _error(exc.status, "InvalidArgumentException", exc.message)
-        query = split[0]
-        arn = query.get("X-Amz-ChannelARN")
-        if not arn:
-            return _error(400, "InvalidArgumentException", "X-Amz-ChannelARN is required.")
-        client_id = query.get("X-Amz-ClientId")
-        if client_id is not None and not frames.valid_client_id(client_id):
-            return _error(400, "InvalidArgumentException",
-                          "X-Amz-ClientId must be 1 to 256 characters of [a-zA-Z0-9_.-] and must not start with AWS_.")
-        resource = await self.services.store.get_by_arn(arn)
-        if (resource is None or resource.kind != "channel" or resource.status != "ACTIVE"
-                or resource.account != principal.account_id or resource.region != principal.region):
-            return _error(404, "ResourceNotFoundException", NOT_FOUND)
+            return self._refuse(request, handshake.refuse_auth(exc))
+        arn = handshake.channel_arn(query)
+        resource = await self.store.get_by_arn(arn) if arn is not None else None
+        now = self.clock.now()
+        decision = handshake.admit(query, principal, resource, now)
+        if isinstance(decision, handshake.Refuse):
+            return self._refuse(request, decision)
         session = Session()
         try:
-            conn, actions = self.router.connect(arn, client_id, message_ttl(resource), self.clock(), session)
+            conn, actions = self.router.connect(decision.arn, decision.client_id, decision.ttl, now, session)
         except Refused as exc:
-            return _error(exc.status, exc.code, exc.message)
+            return self._refuse(request, handshake.Refuse(exc.status, exc.code, exc.message))
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         protocols = tuple(p.strip() for p in offered.split(",") if p.strip())[:1]
         ws = web.WebSocketResponse(protocols=protocols, autoping=True, compress=False,
@@ -264,13 +291,14 @@ class Hub:
             await ws.prepare(request)
         except BaseException:
             # Still close the socket this one replaced; drop only what was meant for this one.
-            self.run([a for a in actions if a[1] is not conn])
-            self.run(self.router.disconnect(conn, self.clock()))
+            self.run([a for a in actions if not (isinstance(a, (Send, Close)) and a.conn is conn)])
+            self.run(self.router.disconnect(conn, self.clock.now()))
             raise
         session.attach(ws, request.transport)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("connected %s of %s", "master" if client_id is None else f"viewer {client_id}", arn)
-        del url, raw_query, split, query, principal, resource, offered, protocols  # only the socket's state stays
+            log.debug("connected %s of %s", "master" if decision.is_master else f"viewer {decision.client_id}",
+                      decision.arn)
+        del query, principal, resource, offered, protocols, decision  # only the socket's state stays
         # The receive loop is inline (not a helper coroutine): one frame less per idle socket.
         router = self.router
         clock = self.clock
@@ -282,7 +310,7 @@ class Hub:
                 msg = await ws.receive()
                 kind = msg.type
                 if kind is _TEXT:
-                    out = router.message(conn, msg.data, clock())
+                    out = router.message(conn, msg.data, clock.now())
                     if out:
                         self.run(out)
                 elif kind is _BINARY:
@@ -292,7 +320,7 @@ class Hub:
                 else:  # CLOSE / CLOSING / CLOSED / ERROR (aiohttp itself sends 1009 for an oversized frame)
                     break
         finally:
-            self.run(router.disconnect(conn, clock()))
+            self.run(router.disconnect(conn, clock.now()))
             # aiohttp keeps the error of a close it could not finish (the peer already gone); its
             # traceback holds the frames that hold this response, its request, handler and
             # transport: a reference cycle that only a full collection would free. Without it the
@@ -301,30 +329,3 @@ class Hub:
             if exc is not None:
                 exc.__traceback__ = None
         return ws
-
-    # --- the admin API (signalite admin go-away) -------------------------------------------------
-    async def handle_admin(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            principal = self.verifier.verify_headers(
-                request.method, request.raw_path.split("?", 1)[0], request.query_string, request.headers, body,
-                get_all=request.headers.getall)
-        except AuthError as exc:
-            return _error(exc.status, exc.code, exc.message)
-        root = self.services.keys.root
-        if principal.user != "root" or principal.account_id != root.account_id:
-            return _error(403, "AccessDeniedException", "Only the root key may use the admin API.")
-        try:
-            params = json.loads(body or b"{}")
-            arn = params["ChannelARN"]
-            kind = params.get("Type", "GO_AWAY")
-            if kind not in ("GO_AWAY", "RECONNECT_ICE_SERVER") or not isinstance(arn, str):
-                raise ValueError(kind)
-        except (ValueError, KeyError, TypeError):
-            return _error(400, "InvalidArgumentException",
-                          'Send {"ChannelARN": "...", "Type": "GO_AWAY" | "RECONNECT_ICE_SERVER"}.')
-        resource = await self.services.store.get_by_arn(arn)
-        if resource is None or resource.kind != "channel":
-            return _error(404, "ResourceNotFoundException", NOT_FOUND)
-        count = await self.send_go_away(arn, reconnect_ice_server=kind == "RECONNECT_ICE_SERVER")
-        return web.json_response({"ChannelARN": arn, "Type": kind, "Connections": count})

@@ -2,19 +2,26 @@
 
 Sans-I/O, in the manner of the ``websockets`` protocol core: a :class:`Router` is a plain object
 fed with events — :meth:`~Router.connect`, :meth:`~Router.disconnect`, :meth:`~Router.message`,
-:meth:`~Router.deliver` (an envelope from the bus), :meth:`~Router.tick` (the clock) — each taking
-the current time as a parameter and returning a list of *actions* for the caller to carry out:
+:meth:`~Router.deliver` (a message from the bus), :meth:`~Router.tick` (the clock) and the
+channel events (:meth:`~Router.update_ttl`, :meth:`~Router.delete_channel`,
+:meth:`~Router.go_away`) — each taking the current time as a parameter and returning a list of
+:data:`Action` values for the caller to carry out:
 
-``(SEND, conn, text)``          write one text frame to ``conn``'s socket
-``(CLOSE, conn, code, reason)`` close ``conn``'s socket
-``(PUBLISH, topic, envelope)``  hand an envelope to the bus (topic = channel ARN)
-``(SUBSCRIBE, topic)`` / ``(UNSUBSCRIBE, topic)``  the node starts / stops caring about a channel
+:class:`Send`         write one text frame to a connection's socket
+:class:`Close`        close a connection's socket
+:class:`Publish`      hand an envelope or a control event to the bus (topic = channel ARN)
+:class:`Subscribe` / :class:`Unsubscribe`  the node starts / stops caring about a channel
 
-A client message is not delivered directly: :meth:`message` validates it and returns a PUBLISH;
+A client message is not delivered directly: :meth:`message` validates it and returns a Publish;
 the bus brings the envelope back (to every interested node) through :meth:`deliver`, which sends
 it to the recipient's socket if it is connected here, or retains it until the envelope's expiry.
-Channel events (TTL change, deletion, admin GO_AWAY) travel the same way as ``ctl`` envelopes
-built by :func:`control_envelope`, so every node applies them.
+Channel events travel the same way, as :class:`~signalite.bus.base.Control` messages, so every
+node applies them.
+
+Server-initiated ends (idle timeout, maximum duration, deletion, replacement) close the socket
+without a frame unless the router was built with ``go_away_frames``: the KVS C SDK (v1.14.0 and
+earlier) deadlocks on GO_AWAY and RECONNECT_ICE_SERVER, while every SDK reconnects after a
+close. An operator's :meth:`go_away` always sends the frame it names.
 
 Nothing here awaits, schedules or reads a clock: ``now`` is epoch seconds (the envelope expiry
 must mean the same on every node of a cluster).
@@ -22,27 +29,76 @@ must mean the same on every node of a cluster).
 
 from __future__ import annotations
 
+import enum
 import itertools
 from heapq import heapify, heappop, heappush
-from typing import Any
+from typing import Any, NamedTuple, Union
 
-from ..bus.base import CTL, MSG, Envelope
+from ..bus.base import CTL, MSG, Control, Envelope, Message
 from ..config import Quotas
 from . import frames
 from .frames import (ACTIONS, CLIENT_LIMIT, GO_AWAY_FRAME, INVALID_ARGUMENT, RECONNECT_ICE_SERVER_FRAME,
                      SDP_ACTIONS, Malformed, decoded_size, valid_id)
 from .quotas import TokenBucket, bucket
 
-SEND, CLOSE, PUBLISH, SUBSCRIBE, UNSUBSCRIBE = "send", "close", "publish", "subscribe", "unsubscribe"
+
+class Send(NamedTuple):
+    conn: "Conn"
+    text: str
+
+
+class Close(NamedTuple):
+    conn: "Conn"
+    code: int
+    reason: str
+
+
+class Publish(NamedTuple):
+    topic: str
+    message: Message
+
+
+class Subscribe(NamedTuple):
+    topic: str
+
+
+class Unsubscribe(NamedTuple):
+    topic: str
+
+
+Action = Union[Send, Close, Publish, Subscribe, Unsubscribe]
+
+
+class ControlVerb(str, enum.Enum):
+    """The channel events carried as :class:`~signalite.bus.base.Control` messages."""
+
+    TTL = "ttl"
+    """The channel's MessageTtlSeconds changed (argument: the new TTL)."""
+    DELETE = "delete"
+    GO_AWAY = "go_away"
+    """An operator asked the channel's clients to reconnect (GO_AWAY, close after the grace)."""
+    RECONNECT_ICE_SERVER = "reconnect_ice_server"
+    DISCONNECT = "disconnect"
+    """An operator closes one client (argument: its recipient key, ``""`` for the master)."""
+
+
+def control(verb: ControlVerb, argument: str = "") -> Control:
+    return Control(CTL, verb.value, argument)
+
+
+class ConnState(enum.Enum):
+    OPEN = "open"
+    """Routing: messages reach it and it may send."""
+    GOING_AWAY = "going_away"
+    """A GO_AWAY went out; it still routes until it is closed at ``close_at``."""
+    CLOSED = "closed"
+    """Replaced, closed by the router or disconnected: it no longer routes."""
+
+
+OPEN, GOING_AWAY, CLOSED = ConnState.OPEN, ConnState.GOING_AWAY, ConnState.CLOSED
 
 MASTER = ""
 """The recipient key of a channel's master (viewer keys are their ClientIds, never empty)."""
-
-# Control verbs carried in ``Envelope.recipient`` of ``ctl`` envelopes.
-CTL_TTL = "ttl"
-CTL_DELETE = "delete"
-CTL_GO_AWAY = "go_away"
-CTL_RECONNECT_ICE = "reconnect_ice_server"
 
 # WebSocket close codes used by the server.
 CLOSE_NORMAL = 1000
@@ -54,8 +110,10 @@ CLOSE_POLICY = 1008
 MAX_RETAINED_PER_RECIPIENT = 512
 """Retained messages kept per recipient; beyond it the oldest is dropped (bounded memory under floods)."""
 
-_NOTHING: list[Any] = []
-_new_envelope = tuple.__new__  # returned (never mutated) when an event leads to no action
+_NOTHING: list[Action] = []
+"""Returned (never mutated) when an event leads to no action."""
+_new = tuple.__new__
+"""Builds a NamedTuple at half the cost of its constructor: for the two per-message actions."""
 
 _EARLY = 1e-3
 """Idle / duration checks are scheduled this much before they can be due (float rounding of the
@@ -76,7 +134,7 @@ class Conn:
     """The router's record of one socket (or virtual peer). ``handle`` belongs to the caller."""
 
     __slots__ = ("channel", "client_id", "key", "handle", "opened", "last_active", "sdp", "ice",
-                 "close_at", "close_reason", "alive", "virtual", "timer")
+                 "close_at", "close_reason", "state", "virtual", "timer")
 
     def __init__(self, channel: "Channel", client_id: str | None, handle: Any, now: float, quotas: Quotas,
                  virtual: bool) -> None:
@@ -89,21 +147,26 @@ class Conn:
         self.sdp: TokenBucket | None = bucket(quotas.sdp_messages_per_second, now)
         self.ice: TokenBucket | None = bucket(quotas.ice_messages_per_second, now)
         self.close_at: float | None = None
-        """Set once GO_AWAY was sent: the socket is closed at this time."""
+        """When a connection GOING_AWAY is closed."""
         self.close_reason = ""
-        self.alive = True
-        """False once replaced, closed by the router or disconnected: it no longer routes."""
+        self.state = OPEN
         self.virtual = virtual
+        """A socket-less viewer (SendAlexaOfferToMaster): not counted against the viewer quota."""
         self.timer: list[Any] | None = None
-        """Its entry in the router's idle/duration schedule (before GO_AWAY) or close schedule (after)."""
+        """Its entry in the router's idle/duration schedule (while OPEN) or close schedule (GOING_AWAY)."""
 
     @property
     def is_master(self) -> bool:
         return self.client_id is None
 
+    @property
+    def alive(self) -> bool:
+        """Whether it still routes (OPEN or GOING_AWAY)."""
+        return self.state is not CLOSED
+
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         role = "master" if self.client_id is None else f"viewer {self.client_id}"
-        return f"<Conn {role} of {self.channel.arn} alive={self.alive}>"
+        return f"<Conn {role} of {self.channel.arn} {self.state.value}>"
 
 
 class Channel:
@@ -118,7 +181,7 @@ class Channel:
         """Viewers that count against the quota (virtual peers of SendAlexaOfferToMaster do not)."""
         self.pending: dict[str, list[Envelope]] = {}
         """Recipient key → undelivered envelopes, oldest first."""
-        self.checks: dict[str, float] | None = None
+        self.checks: dict[str, float] = {}
         """Recipient key (the same keys as ``pending``) → when the sweep next looks at its envelopes:
         the earliest expiry among them (or earlier), with an entry in the router's expiry heap."""
         self.connects = connects
@@ -131,10 +194,6 @@ class Channel:
 
     def empty(self) -> bool:
         return self.master is None and not self.viewers and not self.pending
-
-
-def control_envelope(verb: str, argument: str = "") -> Envelope:
-    return Envelope(CTL, verb, argument, "", "", 0.0)
 
 
 class _Schedule:
@@ -163,6 +222,9 @@ class _Schedule:
             heapify(self.heap)
             self.cancelled = 0
 
+    def is_due(self, now: float) -> bool:
+        return bool(self.heap) and self.heap[0][0] <= now
+
     def due(self, now: float) -> list[Conn]:
         """Take out the connections due at ``now`` (their ``timer`` reset), earliest first."""
         heap = self.heap
@@ -176,22 +238,27 @@ class _Schedule:
                 out.append(conn)
         return out
 
+    def __len__(self) -> int:
+        return len(self.heap) - self.cancelled
+
 
 class Router:
-    def __init__(self, quotas: Quotas) -> None:
+    def __init__(self, quotas: Quotas, *, go_away_frames: bool = False) -> None:
         self.quotas = quotas
+        self.go_away_frames = go_away_frames
+        """Send GO_AWAY before server-initiated closes (and close after the grace), not just close."""
         self.channels: dict[str, Channel] = {}
         self._short_payload = quotas.max_payload_bytes * 4 // 3
         """Base64 payloads up to this length cannot exceed the decoded limit: no need to measure them."""
-        self.deleted: set[str] = set()
+        self._deleted: set[str] = set()
         """ARNs of channels deleted while this node ran (ARNs are never reused: they carry millis)."""
         # What the sweep (``tick``) looks at, so that it costs what is due, not what is connected:
         seq = itertools.count()
         self._watch = _Schedule(seq)
-        """Connections by the earliest time they may need a GO_AWAY for the idle timeout or the maximum
-        duration; empty when neither limit is configured."""
+        """Open connections by the earliest time they may be due for the idle timeout or the
+        maximum duration; empty when neither limit is configured."""
         self._closing = _Schedule(seq)
-        """Connections sent a GO_AWAY, by the time they are closed."""
+        """Connections GOING_AWAY, by the time they are closed."""
         self._expiries: list[tuple[float, int, Channel, str]] = []
         """A heap of ``(time, seq, channel, recipient key)``: when the sweep next looks at a
         recipient's retained envelopes (see ``Channel.checks``; an entry whose time is no longer the
@@ -200,42 +267,28 @@ class Router:
 
     # --- connections -------------------------------------------------------------------------
     def connect(self, arn: str, client_id: str | None, ttl: float, now: float, handle: Any, *,
-                virtual: bool = False) -> tuple[Conn, list[Any]]:
+                virtual: bool = False) -> tuple[Conn, list[Action]]:
         """A socket passed authentication for ``arn`` (``client_id`` None = master).
 
         Raises :class:`Refused` when a limit forbids it. Otherwise returns the new connection and
-        the actions: GO_AWAY and close for the socket it replaces, then the retained messages for
-        it, in order.
+        the actions: the close of the socket it replaces, then the retained messages for it, in
+        order.
         """
-        if arn in self.deleted:
+        if arn in self._deleted:
             raise Refused("ResourceNotFoundException", "The requested channel is not found or not active.", 404)
-        q = self.quotas
         ch = self.channels.get(arn)
-        if not virtual:
-            if client_id is not None and q.max_viewers_per_channel is not None:
-                count = ch.real_viewers if ch is not None else 0
-                existing = ch.viewers.get(client_id) if ch is not None else None
-                if (existing is None or existing.virtual) and count >= q.max_viewers_per_channel:
-                    raise Refused(CLIENT_LIMIT, f"The channel already has the maximum of "
-                                                f"{q.max_viewers_per_channel} connected viewers.")
-            if ch is None:
-                connects = bucket(q.connects_per_second_per_channel, now)
-                if connects is not None:
-                    connects.take(now)
-            elif ch.connects is not None and not ch.connects.take(now):
-                raise Refused(CLIENT_LIMIT, f"Too many connections to this channel; the limit is "
-                                            f"{q.connects_per_second_per_channel:g} per second.")
-            else:
-                connects = ch.connects
-        actions: list[Any] = []
+        connects = self._admit(ch, client_id, now) if not virtual else None
+        actions: list[Action] = []
         if ch is None:
-            ch = Channel(arn, ttl, connects if not virtual else bucket(q.connects_per_second_per_channel, now))
+            if virtual:
+                connects = bucket(self.quotas.connects_per_second_per_channel, now)
+            ch = Channel(arn, ttl, connects)
             self.channels[arn] = ch
-            actions.append((SUBSCRIBE, arn))
+            actions.append(Subscribe(arn))
         else:
             ch.ttl = ttl
-        conn = Conn(ch, client_id, handle, now, q, virtual)
-        if q.idle_timeout_seconds or q.max_connection_seconds:
+        conn = Conn(ch, client_id, handle, now, self.quotas, virtual)
+        if self._watching:
             conn.timer = self._watch.push(self._watch_at(conn), conn)
         if client_id is None:
             old = ch.master
@@ -247,33 +300,52 @@ class Router:
                 ch.real_viewers += 1
         if old is not None:
             self._detach(old, replaced=True)
-            actions.append((SEND, old, GO_AWAY_FRAME))
-            actions.append((CLOSE, old, CLOSE_NORMAL, "replaced by a newer connection"))
+            self._end(old, CLOSE_NORMAL, "replaced by a newer connection", actions)
         retained = ch.pending.pop(conn.key, None)
         if retained:
-            del ch.checks[conn.key]  # type: ignore[union-attr]
+            del ch.checks[conn.key]
             for env in retained:
                 if env.expires > now:
-                    actions.append((SEND, conn, env.frame))
+                    actions.append(Send(conn, env.frame))
         return conn, actions
 
-    def disconnect(self, conn: Conn, now: float) -> list[Any]:
+    def _admit(self, ch: Channel | None, client_id: str | None, now: float) -> TokenBucket | None:
+        """The viewer quota and the channel's connect rate; the channel's connect bucket (a new
+        one, its first token spent, for a channel this node does not hold yet)."""
+        q = self.quotas
+        if client_id is not None and q.max_viewers_per_channel is not None:
+            count = ch.real_viewers if ch is not None else 0
+            existing = ch.viewers.get(client_id) if ch is not None else None
+            if (existing is None or existing.virtual) and count >= q.max_viewers_per_channel:
+                raise Refused(CLIENT_LIMIT, f"The channel already has the maximum of "
+                                            f"{q.max_viewers_per_channel} connected viewers.")
+        if ch is None:
+            connects = bucket(q.connects_per_second_per_channel, now)
+            if connects is not None:
+                connects.take(now)
+            return connects
+        if ch.connects is not None and not ch.connects.take(now):
+            raise Refused(CLIENT_LIMIT, f"Too many connections to this channel; the limit is "
+                                        f"{q.connects_per_second_per_channel:g} per second.")
+        return ch.connects
+
+    def disconnect(self, conn: Conn, now: float) -> list[Action]:
         """The socket is gone (closed by either side)."""
-        if not conn.alive:
+        if conn.state is CLOSED:
             return _NOTHING
         self._detach(conn)
         ch = conn.channel
         if ch.empty() and self.channels.get(ch.arn) is ch:
             del self.channels[ch.arn]
-            return [(UNSUBSCRIBE, ch.arn)]
+            return [Unsubscribe(ch.arn)]
         return _NOTHING
 
     def _detach(self, conn: Conn, replaced: bool = False) -> None:
         """Stop routing to ``conn`` (it was replaced, closed or disconnected)."""
-        conn.alive = False
         if conn.timer is not None:
-            (self._watch if conn.close_at is None else self._closing).cancel(conn.timer)
+            (self._watch if conn.state is OPEN else self._closing).cancel(conn.timer)
             conn.timer = None
+        conn.state = CLOSED
         ch = conn.channel
         if conn.client_id is None:
             if ch.master is conn:
@@ -285,16 +357,22 @@ class Router:
             if (current is conn or replaced) and not conn.virtual:
                 ch.real_viewers -= 1
 
+    def _end(self, conn: Conn, code: int, reason: str, actions: list[Action]) -> None:
+        """A server-initiated close of a detached connection: GO_AWAY first only if configured."""
+        if self.go_away_frames:
+            actions.append(Send(conn, GO_AWAY_FRAME))
+        actions.append(Close(conn, code, reason))
+
     # --- messages ------------------------------------------------------------------------------
-    def message(self, conn: Conn, text: str, now: float) -> list[Any]:
-        """A text frame from ``conn``: a PUBLISH, a STATUS_RESPONSE, a close, or nothing."""
-        if not conn.alive:
+    def message(self, conn: Conn, text: str, now: float) -> list[Action]:
+        """A text frame from ``conn``: a Publish, a STATUS_RESPONSE, a close, or nothing."""
+        if conn.state is CLOSED:
             return _NOTHING
         conn.last_active = now
         try:
             m = frames.parse(text)
         except Malformed as exc:
-            return [(CLOSE, conn, CLOSE_INVALID_DATA, str(exc))]
+            return [Close(conn, CLOSE_INVALID_DATA, str(exc))]
         cid = m.correlation_id
         action = m.action
         if action not in ACTIONS:
@@ -324,29 +402,28 @@ class Router:
         else:
             recipient = MASTER  # a viewer only ever reaches the master; its recipientClientId is ignored
             frame = frames.message(action, payload, conn.client_id)
-        # tuple.__new__ builds the same Envelope at half the cost of the NamedTuple constructor.
-        return [(PUBLISH, ch.arn, _new_envelope(Envelope, (MSG, recipient, action, conn.key, frame, now + ch.ttl)))]
+        envelope = _new(Envelope, (MSG, recipient, action, conn.key, frame, now + ch.ttl))
+        return [_new(Publish, (ch.arn, envelope))]
 
-    def deliver(self, topic: str, env: Envelope, now: float) -> list[Any]:
-        """An envelope from the bus: send it to the local recipient, or retain it until it expires."""
+    def deliver(self, topic: str, message: Message, now: float) -> list[Action]:
+        """A message from the bus: an envelope is sent to its local recipient or retained until
+        it expires; a control event is applied."""
         ch = self.channels.get(topic)
         if ch is None:
             return _NOTHING
-        if env.kind != MSG:
-            return self._control(ch, env, now)
-        key = env.recipient
+        if not isinstance(message, Envelope):
+            return self._apply(ch, message, now)
+        key = message.recipient
         target = ch.master if key == MASTER else ch.viewers.get(key)
         if target is not None:
             target.last_active = now
-            return [(SEND, target, env.frame)]
-        if env.expires > now:
-            self._retain(ch, key, env)
+            return [_new(Send, (target, message.frame))]
+        if message.expires > now:
+            self._retain(ch, key, message)
         return _NOTHING
 
     def _retain(self, ch: Channel, key: str, env: Envelope) -> None:
         checks = ch.checks
-        if checks is None:
-            checks = ch.checks = {}
         at = checks.get(key)
         if at is None or env.expires < at:  # one heap entry per recipient: a constant TTL pushes one
             checks[key] = env.expires
@@ -366,102 +443,161 @@ class Router:
             del queue[0]
 
     # --- channel events ------------------------------------------------------------------------
-    def _control(self, ch: Channel, env: Envelope, now: float) -> list[Any]:
-        verb = env.recipient
-        if verb == CTL_TTL:
-            ch.ttl = float(env.msg_type)
+    def update_ttl(self, arn: str, ttl: float) -> list[Action]:
+        """UpdateSignalingChannel: the new TTL applies to messages sent from now on, on every node."""
+        return [Publish(arn, control(ControlVerb.TTL, f"{ttl:g}"))]
+
+    def delete_channel(self, arn: str) -> list[Action]:
+        """DeleteSignalingChannel: every node closes the channel's sockets and drops its retained
+        messages; this node refuses connects to it from now on, even before the event is back."""
+        if len(self._deleted) > 100_000:  # only guards handshakes racing a delete
+            self._deleted.clear()
+        self._deleted.add(arn)
+        return [Publish(arn, control(ControlVerb.DELETE))]
+
+    def go_away(self, arn: str, reconnect_ice_server: bool = False) -> list[Action]:
+        """An operator's GO_AWAY (closed after the grace) or RECONNECT_ICE_SERVER, on every node."""
+        verb = ControlVerb.RECONNECT_ICE_SERVER if reconnect_ice_server else ControlVerb.GO_AWAY
+        return [Publish(arn, control(verb))]
+
+    def disconnect_client(self, arn: str, client_id: str | None) -> list[Action]:
+        """An operator closes the master (``client_id`` None) or one viewer, on whatever node."""
+        return [Publish(arn, control(ControlVerb.DISCONNECT, MASTER if client_id is None else client_id))]
+
+    def _apply(self, ch: Channel, event: Control, now: float) -> list[Action]:
+        try:
+            verb = ControlVerb(event.verb)
+        except ValueError:  # from a newer node: not ours to apply
             return _NOTHING
-        actions: list[Any] = []
-        if verb == CTL_DELETE:
-            self.deleted.add(ch.arn)
+        actions: list[Action] = []
+        if verb is ControlVerb.TTL:
+            ch.ttl = float(event.argument)
+        elif verb is ControlVerb.DELETE:
+            self._deleted.add(ch.arn)
             for c in ch.conns():
                 self._detach(c)
-                actions.append((SEND, c, GO_AWAY_FRAME))
-                actions.append((CLOSE, c, CLOSE_GOING_AWAY, "the signaling channel was deleted"))
+                self._end(c, CLOSE_GOING_AWAY, "the signaling channel was deleted", actions)
             del self.channels[ch.arn]
-            actions.append((UNSUBSCRIBE, ch.arn))
-        elif verb == CTL_GO_AWAY:
-            grace = self.quotas.go_away_grace_seconds
+            actions.append(Unsubscribe(ch.arn))
+        elif verb is ControlVerb.GO_AWAY:
             for c in ch.conns():
-                if c.close_at is None:
-                    if c.timer is not None:  # the idle/duration watch is moot once a GO_AWAY is out
-                        self._watch.cancel(c.timer)
-                    c.close_at = now + grace
-                    c.close_reason = "GO_AWAY requested by the operator"
-                    c.timer = self._closing.push(c.close_at, c)
-                    actions.append((SEND, c, GO_AWAY_FRAME))
-        elif verb == CTL_RECONNECT_ICE:
+                if c.state is OPEN:
+                    self._going_away(c, now + self.quotas.go_away_grace_seconds,
+                                     "GO_AWAY requested by the operator", actions)
+        elif verb is ControlVerb.RECONNECT_ICE_SERVER:
             for c in ch.conns():
-                actions.append((SEND, c, RECONNECT_ICE_SERVER_FRAME))
+                actions.append(Send(c, RECONNECT_ICE_SERVER_FRAME))
+        elif verb is ControlVerb.DISCONNECT:
+            target = ch.master if event.argument == MASTER else ch.viewers.get(event.argument)
+            if target is not None:
+                self._detach(target)
+                self._end(target, CLOSE_GOING_AWAY, "disconnected by the operator", actions)
+                if ch.empty():
+                    del self.channels[ch.arn]
+                    actions.append(Unsubscribe(ch.arn))
         return actions
 
+    def _going_away(self, c: Conn, close_at: float, reason: str, actions: list[Action]) -> None:
+        """Send ``c`` a GO_AWAY and schedule its close."""
+        if c.timer is not None:  # the idle/duration watch is moot once a GO_AWAY is out
+            self._watch.cancel(c.timer)
+        c.state = GOING_AWAY
+        c.close_at = close_at
+        c.close_reason = reason
+        c.timer = self._closing.push(close_at, c)
+        actions.append(Send(c, GO_AWAY_FRAME))
+
     # --- the clock -----------------------------------------------------------------------------
-    def _watch_at(self, c: Conn) -> float:
-        """The earliest time ``c`` may be due for a GO_AWAY (idle timeout or maximum duration)."""
+    @property
+    def _watching(self) -> bool:
         q = self.quotas
-        grace = q.go_away_grace_seconds
+        return bool(q.idle_timeout_seconds or q.max_connection_seconds)
+
+    @property
+    def _lead(self) -> float:
+        """How long before the idle/duration deadline the server acts: the GO_AWAY grace when it
+        sends frames, else nothing (it closes at the deadline)."""
+        return self.quotas.go_away_grace_seconds if self.go_away_frames else 0.0
+
+    def _watch_at(self, c: Conn) -> float:
+        """The earliest time ``c`` may be due for the idle timeout or maximum duration."""
+        q = self.quotas
         at = float("inf")
         if q.idle_timeout_seconds:
-            at = c.last_active + q.idle_timeout_seconds - grace
+            at = c.last_active + q.idle_timeout_seconds
         if q.max_connection_seconds:
-            at = min(at, c.opened + q.max_connection_seconds - grace)
-        return at - _EARLY
+            at = min(at, c.opened + q.max_connection_seconds)
+        return at - self._lead - _EARLY
 
-    def tick(self, now: float) -> list[Any]:
-        """Periodic sweep: GO_AWAY before idle timeout / maximum duration, closes after the grace,
-        expiry of retained messages, and forgetting channels nobody uses.
+    def tick(self, now: float) -> list[Action]:
+        """Periodic sweep: closes after a GO_AWAY's grace, the idle timeout and maximum duration,
+        expiry of retained messages, and forgetting channels nobody uses. It looks only at what is
+        due (three schedules), not at every connection."""
+        actions: list[Action] = []
+        emptied: list[Channel] = []
+        if self._closing.is_due(now):
+            self._close_gone_away(now, actions, emptied)
+        if self._watch.is_due(now):
+            self._end_idle_and_old(now, actions, emptied)
+        if self._expiries and self._expiries[0][0] <= now:
+            self._expire_retained(now, emptied)
+        for ch in emptied:
+            if ch.empty() and self.channels.get(ch.arn) is ch:
+                del self.channels[ch.arn]
+                actions.append(Unsubscribe(ch.arn))
+        return actions
 
-        It looks only at what is due: the close schedule, the idle/duration schedule (empty when
-        neither limit is configured; a connection active since it was scheduled is scheduled
-        again for its new time) and the heap of retained envelopes' expiries.
-        """
+    def _close_gone_away(self, now: float, actions: list[Action], emptied: list[Channel]) -> None:
+        """Close the connections whose GO_AWAY grace is over (a GO_AWAY sent by this sweep is
+        closed by a later one)."""
+        for c in self._closing.due(now):
+            if c.state is GOING_AWAY:
+                self._detach(c)
+                actions.append(Close(c, CLOSE_GOING_AWAY, c.close_reason))
+                emptied.append(c.channel)
+
+    def _end_idle_and_old(self, now: float, actions: list[Action], emptied: list[Channel]) -> None:
+        """Idle timeout and maximum duration: close at the deadline, or, with GO_AWAY frames, send
+        one a grace period before it and close at the deadline."""
         q = self.quotas
+        inf = float("inf")
         idle = q.idle_timeout_seconds or None
         longest = q.max_connection_seconds or None
-        grace = q.go_away_grace_seconds
-        inf = float("inf")
-        actions: list[Any] = []
-        emptied: list[Channel] = []
-        # Closes after the grace (a GO_AWAY sent by this sweep is closed by a later one, as before).
-        if self._closing.heap and self._closing.heap[0][0] <= now:
-            for c in self._closing.due(now):
-                if c.alive and c.close_at is not None:
-                    self._detach(c)
-                    actions.append((CLOSE, c, CLOSE_GOING_AWAY, c.close_reason))
-                    emptied.append(c.channel)
-        # GO_AWAY before the idle timeout / maximum duration.
-        watch = self._watch
-        if watch.heap and watch.heap[0][0] <= now:
-            # A socket is due if it was idle since ``idle_mark`` or opened before ``old_mark``.
-            idle_mark = now - idle + grace if idle is not None else -inf
-            old_mark = now - longest + grace if longest is not None else -inf
-            later: list[Conn] = []
-            for c in watch.due(now):
-                if not c.alive or c.close_at is not None:
-                    continue
-                if not (c.last_active <= idle_mark or c.opened <= old_mark):
-                    later.append(c)  # active since it was scheduled
-                    continue
-                deadline = inf
-                reason = ""
-                if idle is not None:
-                    deadline = c.last_active + idle
-                    reason = "idle timeout"
-                if longest is not None and c.opened + longest < deadline:
-                    deadline = c.opened + longest
-                    reason = "maximum connection duration reached"
-                c.close_at = deadline
-                c.close_reason = reason
-                c.timer = self._closing.push(deadline, c)
-                actions.append((SEND, c, GO_AWAY_FRAME))
-            for c in later:  # after the loop: one pass per sweep, even if float rounding says "due" again
-                c.timer = watch.push(self._watch_at(c), c)
-        # Retained messages past their expiry (each envelope's own: a TTL change applies to later ones).
+        lead = self._lead
+        # A socket is due if it was idle since ``idle_mark`` or opened before ``old_mark``.
+        idle_mark = now - idle + lead if idle is not None else -inf
+        old_mark = now - longest + lead if longest is not None else -inf
+        later: list[Conn] = []
+        for c in self._watch.due(now):
+            if c.state is not OPEN:
+                continue
+            if not (c.last_active <= idle_mark or c.opened <= old_mark):
+                later.append(c)  # active since it was scheduled
+                continue
+            deadline = inf
+            reason = ""
+            if idle is not None:
+                deadline = c.last_active + idle
+                reason = "idle timeout"
+            if longest is not None and c.opened + longest < deadline:
+                deadline = c.opened + longest
+                reason = "maximum connection duration reached"
+            if self.go_away_frames:
+                self._going_away(c, deadline, reason, actions)
+            else:
+                self._detach(c)
+                actions.append(Close(c, CLOSE_GOING_AWAY, reason))
+                emptied.append(c.channel)
+        for c in later:  # after the loop: one pass per sweep, even if float rounding says "due" again
+            c.timer = self._watch.push(self._watch_at(c), c)
+
+    def _expire_retained(self, now: float, emptied: list[Channel]) -> None:
+        """Drop retained messages past their own expiry (a TTL change applies to later ones)."""
         expiries = self._expiries
         while expiries and expiries[0][0] <= now:
             at, _, ch, key = heappop(expiries)
             checks = ch.checks
-            if checks is None or checks.get(key) != at or self.channels.get(ch.arn) is not ch:
+            if checks.get(key) != at or self.channels.get(ch.arn) is not ch:
                 continue  # delivered, rescheduled, or the channel is gone
             queue = ch.pending[key]
             kept = [e for e in queue if e.expires > now]
@@ -474,11 +610,6 @@ class Router:
                 ch.pending[key] = kept
             at = checks[key] = min(e.expires for e in kept)  # > now: not seen again in this sweep
             heappush(expiries, (at, next(self._seq), ch, key))
-        for ch in emptied:
-            if ch.empty() and self.channels.get(ch.arn) is ch:
-                del self.channels[ch.arn]
-                actions.append((UNSUBSCRIBE, ch.arn))
-        return actions
 
     # --- introspection -------------------------------------------------------------------------
     def connections(self, arn: str) -> list[Conn]:
@@ -489,9 +620,23 @@ class Router:
         ch = self.channels.get(arn)
         return list(ch.pending.get(key, ())) if ch is not None else []
 
+    def scheduled(self) -> "Scheduled":
+        """What the sweep will look at: entries in its three schedules (their memory is bounded
+        by what is connected or retained, never by what came and went)."""
+        return Scheduled(len(self._watch), len(self._closing), len(self._expiries))
 
-def _fail(conn: Conn, correlation_id: Any, error_type: str, description: str) -> list[Any]:
+
+class Scheduled(NamedTuple):
+    watched: int
+    """Open connections watched for the idle timeout / maximum duration."""
+    closing: int
+    """Connections sent a GO_AWAY, waiting for their close."""
+    expiries: int
+    """Recipients whose retained messages have an expiry check."""
+
+
+def _fail(conn: Conn, correlation_id: Any, error_type: str, description: str) -> list[Action]:
     """STATUS_RESPONSE only on failure, and only when the failing message carried a correlationId."""
     if type(correlation_id) is str and correlation_id:
-        return [(SEND, conn, frames.status_response(correlation_id, error_type, description))]
+        return [Send(conn, frames.status_response(correlation_id, error_type, description))]
     return _NOTHING

@@ -18,7 +18,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from signalite.bus import CTL, MSG, Bus, Envelope, open_bus
+from signalite.bus import CTL, MSG, Bus, Control, Envelope, open_bus
 from signalite.bus.base import decode, encode
 from signalite.bus.redis import RedisBus, parse_url, redact
 from tests.integration.redis_support import via
@@ -221,19 +221,19 @@ async def test_a_handler_may_unsubscribe_its_own_topic(bus):
 
     bus.subscribe(t, once)
     await synced(bus)
-    bus.publish(t, Envelope(CTL, "delete", "", "", "", time.time() + 60))
+    bus.publish(t, Control(CTL, "delete"))
     bus.publish(t, env(2))
     await synced(bus)
     await fence(bus, bus)
     assert [e.kind for e in got] == [CTL]
 
 
-def _odd_envelopes() -> list[Envelope]:
+def _odd_envelopes() -> list[Envelope | Control]:
     return [
         env(0, frame=json.dumps({"messagePayload": "x" * 60_000})),                   # a large SDP
         env(1, frame='{"messagePayload":"ünïcödé ✓ \\u0000 \U0001F600"}', recipient="viewer-Ω"),
-        Envelope(CTL, "ttl", "120", "", "", float("inf")),                              # a control event
-        Envelope(CTL, "delete", "", "", "", 0.0),               # control events carry expires 0: never dropped
+        Control(CTL, "ttl", "120"),                                                     # a control event
+        Control(CTL, "delete"),                                 # control events never expire
         Envelope(MSG, "", "SDP_OFFER", "", "", time.time() + 0.5),
     ]
 
@@ -258,7 +258,8 @@ async def test_envelopes_cross_nodes_exactly_as_sent(nodes):
         a.publish(t, e)
     got = await rb.wait(len(sent))
     assert got == sent
-    assert all(type(e.expires) is float for e in got)
+    assert all(type(e.expires) is float for e in got if isinstance(e, Envelope))
+    assert [type(e) for e in got] == [type(e) for e in sent]
 
 
 def test_wire_form_round_trips():
@@ -425,7 +426,7 @@ async def test_expired_envelopes_are_not_sent_after_an_outage(redis_url, redis_p
         await synced(b)
         redis_proxy.stop()
         a.publish(t, env(1, ttl=-1))  # already past its expiry when Redis comes back
-        a.publish(t, Envelope(CTL, "delete", "", "", "", 0.0))  # a channel event does not expire
+        a.publish(t, Control(CTL, "delete"))  # a channel event does not expire
         a.publish(t, env(2))
         redis_proxy.start()
         got = await rb.wait(2)

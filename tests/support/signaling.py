@@ -94,6 +94,18 @@ class Peer:
         rcvd = self.ws.protocol.close_rcvd
         return (rcvd.code, rcvd.reason) if rcvd else (None, "")
 
+    async def ended(self, timeout: float = 10.0) -> tuple[int | None, str, list[dict[str, Any]]]:
+        """Wait until the server closes; returns (code, reason, the frames that came before it)."""
+        got: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(timeout):
+                async for raw in self.ws:
+                    got.append(json.loads(raw))
+        except websockets.ConnectionClosed:
+            pass
+        rcvd = self.ws.protocol.close_rcvd
+        return (rcvd.code, rcvd.reason, got) if rcvd else (None, "", got)
+
     async def close(self) -> None:
         await self.ws.close()
 

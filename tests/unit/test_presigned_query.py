@@ -12,6 +12,7 @@ from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from signalite.clock import ManualClock
 from signalite.aws.sigv4 import AuthError, SigningKey, SigV4Verifier, canonical_query, split_presigned_query
 
 ACCOUNT = "123456789012"
@@ -110,7 +111,7 @@ def test_a_component_that_cannot_be_encoded_fails_where_it_always_did():
 
 def test_verify_presigned_gives_the_same_answer_with_a_pre_split_query():
     now = datetime.now(timezone.utc)
-    v = SigV4Verifier(KEYS.get, clock=lambda: now)
+    v = SigV4Verifier(KEYS.get, clock=ManualClock(now.timestamp()))
     query = botocore_query(ARN, "viewer-1", "FakeSessionToken/with+chars=")
     host = "127.0.0.1:4443"
     assert v.verify_presigned("GET", "/", query, host, split_presigned_query(query)) == \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from signalite.edge.rest import new_request_id
+from signalite.edge.answers import new_request_id
 
 
 def test_request_ids_are_uuid4_strings_and_unique():

@@ -12,8 +12,11 @@ from signalite.bus.base import Envelope
 from signalite.bus.local import LocalBus
 from signalite.config import Quotas
 from signalite.signaling import frames
-from signalite.signaling.router import (CLOSE, CTL_DELETE, CTL_GO_AWAY, CTL_RECONNECT_ICE, CTL_TTL, PUBLISH,
-                                        SEND, SUBSCRIBE, UNSUBSCRIBE, Refused, Router, control_envelope)
+from signalite.signaling.router import (Action, Close, ConnState, Publish, Refused, Router, Send, Subscribe,
+                                        Unsubscribe)
+
+# Channel events, as the hub raises them (each returns the Publish that every node applies).
+CTL_TTL, CTL_DELETE, CTL_GO_AWAY, CTL_RECONNECT_ICE = "ttl", "delete", "go_away", "reconnect_ice_server"
 
 ARN = "arn:aws:kinesisvideo:us-west-2:111122223333:channel/c/1700000000000"
 
@@ -39,23 +42,23 @@ class Sock:
 class World:
     """A router plus a local bus, wired as the hub wires them (the bus is the real LocalBus)."""
 
-    def __init__(self, **quota_overrides: Any) -> None:
-        self.router = Router(dataclasses.replace(Quotas(), **quota_overrides))
+    def __init__(self, go_away_frames: bool = True, **quota_overrides: Any) -> None:
+        self.router = Router(dataclasses.replace(Quotas(), **quota_overrides), go_away_frames=go_away_frames)
         self.bus = LocalBus()
         self.now = 1000.0
 
-    def run(self, actions: list[Any]) -> None:
+    def run(self, actions: list[Action]) -> None:
         for a in actions:
-            if a[0] == SEND:
-                a[1].handle.send(a[2])
-            elif a[0] == CLOSE:
-                a[1].handle.close(a[2], a[3])
-            elif a[0] == PUBLISH:
-                self.bus.publish(a[1], a[2])
-            elif a[0] == SUBSCRIBE:
-                self.bus.subscribe(a[1], lambda t, e: self.run(self.router.deliver(t, e, self.now)))
-            elif a[0] == UNSUBSCRIBE:
-                self.bus.unsubscribe(a[1])
+            if isinstance(a, Send):
+                a.conn.handle.send(a.text)
+            elif isinstance(a, Close):
+                a.conn.handle.close(a.code, a.reason)
+            elif isinstance(a, Publish):
+                self.bus.publish(a.topic, a.message)
+            elif isinstance(a, Subscribe):
+                self.bus.subscribe(a.topic, lambda t, e: self.run(self.router.deliver(t, e, self.now)))
+            elif isinstance(a, Unsubscribe):
+                self.bus.unsubscribe(a.topic)
 
     def connect(self, client_id: str | None = None, ttl: float = 60, **kw: Any):
         sock = Sock(client_id or "master")
@@ -77,7 +80,9 @@ class World:
         self.run(self.router.tick(self.now))
 
     def ctl(self, verb: str, arg: str = "") -> None:
-        self.bus.publish(ARN, control_envelope(verb, arg))
+        r = self.router
+        self.run({CTL_TTL: lambda: r.update_ttl(ARN, float(arg)), CTL_DELETE: lambda: r.delete_channel(ARN),
+                  CTL_GO_AWAY: lambda: r.go_away(ARN), CTL_RECONNECT_ICE: lambda: r.go_away(ARN, True)}[verb]())
 
 
 def test_viewer_to_master_carries_sender_and_master_to_viewer_does_not():
@@ -390,13 +395,13 @@ def test_delivered_messages_leave_nothing_for_the_sweep_to_do_but_skip():
     w.send(v, "ICE_CANDIDATE", "bGF0ZXI=")  # retained again for the same recipient
     w.tick(6)
     assert payloads(w) == [] and ARN in w.router.channels  # v is still connected
-    assert w.router._expiries == []
+    assert w.router.scheduled().expiries == 0
 
 
 def test_without_idle_or_duration_limits_nothing_is_scheduled_and_nothing_closes():
     w = World(idle_timeout_seconds=None, max_connection_seconds=None)
     m, v = w.connect(), w.connect("v")
-    assert w.router._watch.heap == [] and m.timer is None
+    assert w.router.scheduled() == (0, 0, 0) and m.timer is None
     w.tick(30 * 86400)
     assert m.handle.sent == [] and v.handle.sent == [] and m.handle.closed is None
     w.ctl(CTL_GO_AWAY)  # an operator GO_AWAY still closes after the grace
@@ -423,7 +428,7 @@ def test_each_limit_alone_go_away_at_deadline_minus_grace_close_at_deadline(idle
     w.tick(0.2)
     assert m.handle.closed == (1001, reason)
     assert m.handle.sent == [frames.GO_AWAY_FRAME]  # one GO_AWAY, one close
-    assert w.router._watch.heap == [] and w.router._closing.heap == []
+    assert w.router.scheduled() == (0, 0, 0)
 
 
 def test_activity_keeps_postponing_the_idle_go_away():
@@ -433,7 +438,7 @@ def test_activity_keeps_postponing_the_idle_go_away():
         w.send(v, "ICE_CANDIDATE")  # reaches m: both are active
         w.tick(5)
     assert v.handle.sent == [] and m.handle.sent.count(frames.GO_AWAY_FRAME) == 0
-    assert len(w.router._watch.heap) == 2  # one entry per connection, rescheduled, never piled up
+    assert w.router.scheduled().watched == 2  # one entry per connection, rescheduled, never piled up
     w.tick(3.1)  # 8.1 s since the last message
     assert m.handle.sent[-1] == frames.GO_AWAY_FRAME and v.handle.sent == [frames.GO_AWAY_FRAME]
 
@@ -442,7 +447,7 @@ def test_operator_go_away_replaces_the_idle_schedule_no_second_go_away():
     w = World(idle_timeout_seconds=10, max_connection_seconds=None, go_away_grace_seconds=3)
     m = w.connect()
     w.ctl(CTL_GO_AWAY)
-    assert w.router._watch.heap[0][2] is None  # the idle watch was cancelled
+    assert w.router.scheduled() == (0, 1, 0)  # the idle watch was cancelled: only the close is due
     w.tick(2.9)
     assert m.handle.sent == [frames.GO_AWAY_FRAME] and m.handle.closed is None
     w.tick(0.2)
@@ -468,14 +473,22 @@ def test_a_socket_replaced_during_its_grace_is_not_closed_by_the_sweep():
 def test_closed_sockets_are_not_kept_by_the_schedule_under_churn():
     w = World(idle_timeout_seconds=600, max_connection_seconds=3600, connects_per_second_per_channel=None,
               max_viewers_per_channel=None)
+    import gc
+    import weakref
+
     w.connect()
-    for i in range(1000):
-        v = w.connect(f"v{i}")
-        w.run(w.router.disconnect(v, w.now))
-    heap = w.router._watch.heap
-    assert all(e[2] is None or e[2].alive for e in heap)  # a closed socket's entry holds nothing
-    assert len(heap) <= 2 * 65 + 1  # cancelled entries are dropped once they are the majority
-    assert sum(e[2] is not None for e in heap) == 1
+    gone = []
+    gc.disable()  # freed by reference counting alone, as on the server (gc.freeze)
+    try:
+        for i in range(1000):
+            v = w.connect(f"v{i}")
+            gone.append(weakref.ref(v.handle))
+            w.run(w.router.disconnect(v, w.now))
+        del v
+        assert all(ref() is None for ref in gone)  # a closed socket's schedule entry holds nothing
+    finally:
+        gc.enable()
+    assert w.router.scheduled() == (1, 0, 0)
 
 
 def test_a_flood_to_an_offline_recipient_keeps_one_expiry_entry_not_one_per_message():
@@ -484,10 +497,68 @@ def test_a_flood_to_an_offline_recipient_keeps_one_expiry_entry_not_one_per_mess
     for i in range(2000):
         w.send(m, "ICE_CANDIDATE", recipient="gone")
         w.now += 0.01
-    assert len(w.router.retained(ARN, "gone")) == 512 and len(w.router._expiries) == 1
+    assert len(w.router.retained(ARN, "gone")) == 512 and w.router.scheduled().expiries == 1
     w.tick(60 - 5 + 0.005)  # the oldest of the 512 kept (sent over the last 5.12 s) expire
     kept = w.router.retained(ARN, "gone")
     assert 0 < len(kept) < 512 and all(e.expires > w.now for e in kept)
-    assert len(w.router._expiries) == 1
+    assert w.router.scheduled().expiries == 1
     w.tick(20)
-    assert w.router.retained(ARN, "gone") == [] and w.router._expiries == []
+    assert w.router.retained(ARN, "gone") == [] and w.router.scheduled().expiries == 0
+
+
+# --- server-initiated ends without frames (the default: the KVS C SDK deadlocks on GO_AWAY) -------
+
+def test_by_default_the_idle_timeout_closes_at_the_deadline_without_a_frame():
+    w = World(go_away_frames=False, idle_timeout_seconds=10, max_connection_seconds=None, go_away_grace_seconds=2)
+    m = w.connect()
+    w.tick(9.9)  # a grace period before the deadline: nothing is sent
+    assert m.handle.sent == [] and m.handle.closed is None
+    w.tick(0.2)
+    assert m.handle.sent == [] and m.handle.closed == (1001, "idle timeout")
+    assert ARN not in w.router.channels and m.state is ConnState.CLOSED
+
+
+def test_by_default_the_maximum_duration_closes_without_a_frame_even_when_active():
+    w = World(go_away_frames=False, idle_timeout_seconds=None, max_connection_seconds=30)
+    m, v = w.connect(), w.connect("v")
+    for _ in range(29):
+        w.send(v, "ICE_CANDIDATE")
+        w.tick(1)
+    assert m.handle.closed is None
+    w.tick(1.1)
+    assert m.handle.closed == (1001, "maximum connection duration reached")
+    assert v.handle.closed == (1001, "maximum connection duration reached")
+    assert all(f.get("messageType") != "GO_AWAY" for f in m.handle.frames() + v.handle.frames())
+
+
+def test_by_default_delete_and_replacement_close_without_a_frame():
+    w = World(go_away_frames=False)
+    m1 = w.connect()
+    m2 = w.connect()
+    assert m1.handle.sent == [] and m1.handle.closed == (1000, "replaced by a newer connection")
+    v = w.connect("v")
+    w.ctl(CTL_DELETE)
+    for c in (m2, v):
+        assert c.handle.sent == [] and c.handle.closed == (1001, "the signaling channel was deleted")
+    with pytest.raises(Refused):
+        w.connect()
+
+
+def test_operator_go_away_and_reconnect_ice_server_always_send_their_frame():
+    w = World(go_away_frames=False, go_away_grace_seconds=2)
+    m = w.connect()
+    w.ctl(CTL_RECONNECT_ICE)
+    w.ctl(CTL_GO_AWAY)
+    assert m.handle.frames() == [{"messageType": "RECONNECT_ICE_SERVER"}, {"messageType": "GO_AWAY"}]
+    assert m.state is ConnState.GOING_AWAY and m.handle.closed is None
+    w.tick(2.1)
+    assert m.handle.closed == (1001, "GO_AWAY requested by the operator")
+
+
+def test_a_control_event_from_a_newer_node_is_ignored():
+    from signalite.bus.base import Control
+
+    w = World()
+    m = w.connect()
+    w.bus.publish(ARN, Control("ctl", "something_new", "x"))
+    assert m.handle.sent == [] and m.state is ConnState.OPEN

@@ -13,6 +13,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
+from signalite.clock import ManualClock
 from signalite.aws.sigv4 import AuthError, SigningKey, SigV4Verifier
 from tests.support.signed import ExactHeadersSigV4Auth
 
@@ -25,7 +26,7 @@ VECTOR_TIME = datetime(2019, 12, 1, tzinfo=timezone.utc)
 
 
 def verifier(now: datetime) -> SigV4Verifier:
-    return SigV4Verifier(KEYS.get, clock=lambda: now)
+    return SigV4Verifier(KEYS.get, clock=ManualClock(now.timestamp()))
 
 
 # --- the KVS WebRTC JS SDK presign vector (spec §5.1) -------------------------------------------
@@ -146,7 +147,7 @@ def signed_request(headers: dict[str, str], *, signed: set[str] | None = None, t
 
 
 def now_verifier(offset: timedelta = timedelta()) -> SigV4Verifier:
-    return SigV4Verifier(KEYS.get, clock=lambda: datetime.now(timezone.utc) + offset)
+    return SigV4Verifier(KEYS.get, clock=ManualClock((datetime.now(timezone.utc) + offset).timestamp()))
 
 
 def verify(headers: CIMultiDict, body: bytes = BODY, offset: timedelta = timedelta()):

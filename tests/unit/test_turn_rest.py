@@ -8,6 +8,7 @@ import hmac
 
 import pytest
 
+from signalite.clock import ManualClock
 from signalite.dataplane.ice import IceProvider
 from signalite.dataplane.turn import group_uris, turn_rest_credentials, uri_address, uri_host
 
@@ -43,11 +44,11 @@ def test_grouping_and_refusals():
 
 def test_provider_limits_and_identity_length():
     groups = group_uris([f"turn:h{i}:3478" for i in range(7)], "k")
-    provider = IceProvider(groups, 300, clock=lambda: 1_800_000_000.7)
+    provider = IceProvider(groups, 300, clock=ManualClock(1_800_000_000.7))
     servers = provider.ice_servers("c" * 256)
     assert len(servers) == 5
     for entry in servers:
         assert entry["Ttl"] == 300
         assert len(entry["Username"]) == 256 and entry["Username"].startswith("1800000300:")
-    stun_only = IceProvider(group_uris(["stun:127.0.0.1:9"], None), 300, clock=lambda: 0.0)
+    stun_only = IceProvider(group_uris(["stun:127.0.0.1:9"], None), 300, clock=ManualClock(0.0))
     assert stun_only.ice_servers("x") == [{"Uris": ["stun:127.0.0.1:9"], "Ttl": 300}]
