@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 
-.PHONY: run test install test-deps bench clean
+.PHONY: run test lint install test-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,15 @@ run: install
 test-deps:
 	bash scripts/test-deps.sh
 
+# Static checks first (ruff: lint and import order; mypy: strict on aws/, signaling/ and the
+# typed seams), then the suite.
+lint: install
+	$(VENV)/bin/ruff check signalite tests bench
+	$(VENV)/bin/mypy
+
 test: test-deps
+	$(VENV)/bin/ruff check signalite tests bench
+	$(VENV)/bin/mypy
 	set -a; . ./.test-env; set +a; $(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (loopback only, bounded, a few minutes); results belong in docs/benchmarks.md.

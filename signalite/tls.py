@@ -58,7 +58,7 @@ def _ensure_ca(tls_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Signalite local CA"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Signalite")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=3650))
@@ -78,7 +78,7 @@ def _leaf_covers(path: Path, names: list[str]) -> bool:
     if not path.exists():
         return False
     cert = x509.load_pem_x509_certificate(path.read_bytes())
-    if cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc) < dt.timedelta(days=30):
+    if cert.not_valid_after_utc - dt.datetime.now(dt.UTC) < dt.timedelta(days=30):
         return False
     try:
         present = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -105,7 +105,7 @@ def ensure_local_tls(data_dir: Path, hosts: list[str]) -> TlsFiles:
     leaf_pem, leaf_key = tls_dir / "server.pem", tls_dir / "server.key"
     if not (_leaf_covers(leaf_pem, names) and leaf_key.exists()):
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
                 .issuer_name(ca_cert.subject).public_key(key.public_key())

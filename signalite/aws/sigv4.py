@@ -13,8 +13,8 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -152,7 +152,7 @@ def _parse_amz_date(value: str) -> datetime:
     try:
         if m is None:
             raise ValueError(value)
-        return datetime(*map(int, m.groups()), tzinfo=timezone.utc)  # type: ignore[misc]
+        return datetime(*map(int, m.groups()), tzinfo=UTC)  # type: ignore[misc]
     except ValueError:
         raise AuthError(
             "IncompleteSignatureException",
@@ -260,7 +260,7 @@ class SigV4Verifier:
         self._service = service
         self._skew = timedelta(seconds=skew_seconds)
         now = (clock or SystemClock()).now
-        self._clock: Callable[[], datetime] = lambda: datetime.fromtimestamp(now(), timezone.utc)
+        self._clock: Callable[[], datetime] = lambda: datetime.fromtimestamp(now(), UTC)
         self._key_cache: dict[tuple[str, str, str, str], bytes] = {}
 
     # -- public -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Callable
 
@@ -33,12 +33,12 @@ ERROR_TYPE_NAMESPACE = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile(pattern: str) -> "regex.Pattern[str]":
     return regex.compile(pattern)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _camel(name: str) -> str:
     """Coral names members lowerCamelCase in validation messages (``channelName``)."""
     return name[:1].lower() + name[1:]

@@ -47,8 +47,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from ..urls import redact
 from ..clock import Clock, SystemClock
+from ..urls import redact
 from .base import Bus, Envelope, Handler, Message, decode, dispatch, encode
 
 log = logging.getLogger("signalite.bus")
@@ -310,7 +310,7 @@ class RedisBus(Bus):
             return
         kind = message["type"]
         channel = message["channel"]
-        if kind == b"message" or kind == "message":
+        if kind in (b"message", "message"):
             if channel == self._control:
                 return  # a wake-up; _reconcile runs next
             data = message["data"]

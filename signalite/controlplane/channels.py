@@ -6,9 +6,8 @@ plain values for the model's output shape.
 
 from __future__ import annotations
 
-from typing import Any
-
 from functools import lru_cache
+from typing import Any
 
 from .. import channel as channels
 from ..aws import arn as arns

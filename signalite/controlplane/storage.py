@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import channel as channels
 from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
-from .. import channel as channels
 from ..context import OpContext
 from ..store import Resource
 from .common import decode_token, find, not_found, update

@@ -14,8 +14,19 @@ from ..aws import arn as arns
 from ..aws.errors import ServiceError, invalid
 from ..context import OpContext
 from ..store import NameInUse, Resource
-from .common import (check_tag_count, decode_token, delete, find, new_version, now_ms, page, tag, tags_from_map,
-                     untag, update)
+from .common import (
+    check_tag_count,
+    decode_token,
+    delete,
+    find,
+    new_version,
+    now_ms,
+    page,
+    tag,
+    tags_from_map,
+    untag,
+    update,
+)
 
 KIND = "stream"
 MAPPED_CHANNEL = "MediaStorageStreamARN"

@@ -8,15 +8,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator
 
+from aiohttp import web
+
+from ..context import CLOCK, ICE, SETTINGS
 from . import alexa, ice
 from .coturn import INSTALL_HINT, Coturn, CoturnUnavailable, find_turnserver, load_or_create_secret
 from .ice import IceProvider
 from .stun import start_responder
 from .turn import MAX_SERVERS, MAX_TTL, MIN_TTL, IceServerGroup, group_uris
-
-from aiohttp import web
-
-from ..context import CLOCK, ICE, SETTINGS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Settings

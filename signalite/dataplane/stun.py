@@ -71,7 +71,7 @@ async def start_responder(host: str, port: int) -> tuple[asyncio.DatagramTranspo
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     transport, protocol = await loop.create_datagram_endpoint(
         StunResponder, local_addr=(host, port), family=family)
-    return transport, protocol  # type: ignore[return-value]
+    return transport, protocol
 
 
 class _Client(asyncio.DatagramProtocol):
@@ -99,7 +99,7 @@ async def binding_request(host: str, port: int, timeout: float = 1.0) -> tuple[s
                 return None
             try:
                 data = await asyncio.wait_for(client.responses.get(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
             try:
                 response = stun.parse_message(data)

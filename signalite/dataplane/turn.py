@@ -93,8 +93,8 @@ def group_uris(uris: list[str] | tuple[str, ...], secret: str | None) -> list[Ic
     """Group URIs by host, in order of first appearance, 4 per entry (as AWS does: one entry per
     TURN host with its udp/tcp/tls variants)."""
     by_host: dict[str, list[str]] = {}
-    for uri in uris:
-        uri = check_uri(uri)
+    for given in uris:
+        uri = check_uri(given)
         by_host.setdefault(uri_host(uri).lower(), []).append(uri)
     groups: list[IceServerGroup] = []
     for host_uris in by_host.values():

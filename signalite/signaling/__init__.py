@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..bus import open_bus
 from ..aws.wire import ServiceWire
+from ..bus import open_bus
 from ..context import BUS, CLOCK, HUB, SETTINGS, STORE
 from ..edge.auth import Authenticator
 from .hub import Hub

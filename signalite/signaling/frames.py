@@ -53,7 +53,7 @@ class Inbound:
         self.correlation_id = correlation_id
 
 
-_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner json.loads ends up in
+_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # the C scanner json.loads ends up in
 
 
 def parse(text: str) -> Inbound:
@@ -130,4 +130,5 @@ RECONNECT_ICE_SERVER_FRAME = control(RECONNECT_ICE_SERVER)
 
 def to_dict(frame: str) -> dict[str, Any]:
     """Decode a server frame (for in-process consumers such as the virtual viewer)."""
-    return _loads(frame)
+    value: dict[str, Any] = _loads(frame)
+    return value

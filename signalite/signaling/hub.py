@@ -27,8 +27,18 @@ from ..edge import answers
 from ..edge.auth import Authenticator
 from ..store import Resource, Store
 from . import frames, handshake
-from .router import (CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED, Action, Close, Conn, Publish, Refused, Router, Send,
-                     Subscribe, Unsubscribe)
+from .router import (
+    CLOSE_GOING_AWAY,
+    CLOSE_UNSUPPORTED,
+    Action,
+    Close,
+    Conn,
+    Publish,
+    Refused,
+    Router,
+    Send,
+    Subscribe,
+)
 from .session import Session
 
 log = logging.getLogger("signalite.signaling")
@@ -107,7 +117,7 @@ class _VirtualHandle:
 
 class Hub:
     def __init__(self, settings: Settings, auth: Authenticator, clock: Clock, errors: ServiceWire) -> None:
-        self.store: Store = _NotStarted()  # type: ignore[assignment]
+        self.store: Store = _NotStarted()  # set by start()
         self.bus: Bus = _NotStarted()  # type: ignore[assignment]
         self.auth = auth
         self.clock = clock
@@ -325,7 +335,7 @@ class Hub:
             # traceback holds the frames that hold this response, its request, handler and
             # transport: a reference cycle that only a full collection would free. Without it the
             # closed socket is freed by reference counting.
-            exc = ws.exception()
-            if exc is not None:
-                exc.__traceback__ = None
+            error = ws.exception()
+            if error is not None:
+                error.__traceback__ = None
         return ws

@@ -20,8 +20,7 @@ class TokenBucket:
 
     def take(self, now: float) -> bool:
         tokens = self.tokens + (now - self.stamp) * self.rate
-        if tokens > self.capacity:
-            tokens = self.capacity
+        tokens = min(tokens, self.capacity)
         self.stamp = now
         if tokens >= 1.0:
             self.tokens = tokens - 1.0

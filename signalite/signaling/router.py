@@ -37,8 +37,17 @@ from typing import Any, NamedTuple, Union
 from ..bus.base import CTL, MSG, Control, Envelope, Message
 from ..config import Quotas
 from . import frames
-from .frames import (ACTIONS, CLIENT_LIMIT, GO_AWAY_FRAME, INVALID_ARGUMENT, RECONNECT_ICE_SERVER_FRAME,
-                     SDP_ACTIONS, Malformed, decoded_size, valid_id)
+from .frames import (
+    ACTIONS,
+    CLIENT_LIMIT,
+    GO_AWAY_FRAME,
+    INVALID_ARGUMENT,
+    RECONNECT_ICE_SERVER_FRAME,
+    SDP_ACTIONS,
+    Malformed,
+    decoded_size,
+    valid_id,
+)
 from .quotas import TokenBucket, bucket
 
 
@@ -69,7 +78,7 @@ class Unsubscribe(NamedTuple):
 Action = Union[Send, Close, Publish, Subscribe, Unsubscribe]
 
 
-class ControlVerb(str, enum.Enum):
+class ControlVerb(enum.StrEnum):
     """The channel events carried as :class:`~signalite.bus.base.Control` messages."""
 
     TTL = "ttl"

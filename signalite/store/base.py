@@ -8,6 +8,7 @@ what CurrentVersion means on AWS).
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -79,5 +80,5 @@ class Store(Protocol):
     async def delete(self, arn: str, expected_version: str | None = None) -> bool:
         """Delete, optionally only at ``expected_version``; False if nothing was deleted."""
 
-    async def find(self, kind: str, attr: str, value: str) -> list[Resource]:
+    async def find(self, kind: str, attr: str, value: str) -> "builtins.list[Resource]":
         """Resources of ``kind`` whose ``attrs[attr] == value`` (media-storage mappings)."""

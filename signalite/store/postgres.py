@@ -45,6 +45,7 @@ Availability
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import re
 from contextlib import asynccontextmanager
@@ -144,13 +145,13 @@ class PostgresStore:
                 self._dsn, min_size=self._pool_min, max_size=self._pool_max, timeout=CONNECT_TIMEOUT,
                 command_timeout=COMMAND_TIMEOUT, init=_init_connection,
                 statement_cache_size=self._statement_cache_size)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConnectionError(f"cannot connect to the PostgreSQL store {redact(self._url)}: "
                                   f"{_describe(exc)}") from exc
         try:
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 await self._create_schema(conn)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # e.g. no CREATE privilege: as unusable as unreachable, and said as plainly at start-up.
             await self._close_pool()
             raise ConnectionError(f"cannot prepare the PostgreSQL store {redact(self._url)}: "
@@ -198,7 +199,7 @@ class PostgresStore:
             return
         try:
             await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT)
-        except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             pool.terminate()
 
     @property
@@ -229,7 +230,7 @@ class PostgresStore:
             raise ConnectionError(f"PostgreSQL unreachable: no answer within {PING_TIMEOUT:g}s")
         try:
             task.result()
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConnectionError(f"PostgreSQL unreachable: {_describe(exc)}") from exc
         return True
 
@@ -296,7 +297,7 @@ class PostgresStore:
                 f"UPDATE {self._table} SET version=$1, status=$2, attrs=$3, tags=$4, rev=rev+1 "
                 "WHERE arn=$5 AND version=$6 AND ($7::bigint IS NULL OR rev=$7::bigint)",
                 r.version, r.status, r.attrs, r.tags, r.arn, expected_version, r.revision)
-        return status == "UPDATE 1"
+        return bool(status == "UPDATE 1")
 
     async def delete(self, arn: str, expected_version: str | None = None) -> bool:
         async with self._conn() as conn:
@@ -305,9 +306,9 @@ class PostgresStore:
             else:
                 status = await conn.execute(f"DELETE FROM {self._table} WHERE arn=$1 AND version=$2",
                                             arn, expected_version)
-        return status == "DELETE 1"
+        return bool(status == "DELETE 1")
 
-    async def find(self, kind: str, attr: str, value: str) -> list[Resource]:
+    async def find(self, kind: str, attr: str, value: str) -> builtins.list[Resource]:
         # Containment uses the GIN index; the equality makes the match exact (a JSON string equal
         # to ``value``, as SQLite's json_extract comparison does; no array-element matches).
         async with self._conn() as conn:

@@ -6,6 +6,7 @@ loop thread directly; a thread hop would cost more than the query.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from pathlib import Path
@@ -148,7 +149,7 @@ class SqliteStore:
             cur = self.db.execute("DELETE FROM resources WHERE arn=? AND version=?", (arn, expected_version))
         return cur.rowcount == 1
 
-    async def find(self, kind: str, attr: str, value: str) -> list[Resource]:
+    async def find(self, kind: str, attr: str, value: str) -> builtins.list[Resource]:
         cur = self.db.execute(
             f"SELECT {_SELECT} FROM resources WHERE kind=? AND json_extract(attrs, '$.' || ?) = ?",
             (kind, attr, value))

@@ -109,7 +109,7 @@ async def test_no_answer_is_a_clear_bounded_error(server, kv, name):
         frame = await next_offer(master)
         assert frame["senderClientId"] == "alexa-waits"
         await master.send("ICE_CANDIDATE", CANDIDATE, recipient="alexa-waits")
-        for arn, task in pending.items():
+        for task in pending.values():
             with pytest.raises(sig.exceptions.ClientLimitExceededException) as err:
                 await task
             message = err.value.response["Error"]["Message"]

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 AWS = str(Path(sys.executable).with_name("aws"))
 
 

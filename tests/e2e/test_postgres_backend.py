@@ -12,11 +12,8 @@ import time
 import pytest
 
 from signalite.store.postgres import parse_url
-from tests.integration.pg import (  # noqa: F401 - fixtures
-    POSTGRES_URL, execute, postgres_proxy, postgres_schemas, postgres_url, with_port)
+from tests.integration.pg import POSTGRES_URL, execute, postgres_proxy, postgres_schemas, postgres_url, with_port  # noqa: F401 - fixtures
 from tests.support.server import ACCOUNT, Server, free_port
-
-
 
 
 def rows_in_postgres(store_url: str) -> list[str]:

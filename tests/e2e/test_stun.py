@@ -14,8 +14,8 @@ from aioice import stun
 from aioice.ice import StunProtocol
 
 from tests.e2e.test_ice import https_endpoint
-from tests.support.server import free_port
 from tests.support.coturn import stun_address
+from tests.support.server import free_port
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def udp_exchange(addr: tuple[str, int], payload: bytes, timeout: float = 2.0) ->
         s.sendto(payload, addr)
         try:
             return s.recvfrom(2048)[0]
-        except socket.timeout:
+        except TimeoutError:
             return None
 
 

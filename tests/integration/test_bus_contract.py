@@ -185,7 +185,7 @@ async def test_subscribing_again_replaces_the_handler(bus):
 
 async def test_resubscribing_after_unsubscribe_delivers_again(bus):
     t, rec = topic(), Recorder()
-    for i in range(5):  # flapping subscriptions end in the last state asked for
+    for _ in range(5):  # flapping subscriptions end in the last state asked for
         bus.subscribe(t, rec)
         bus.unsubscribe(t)
     bus.subscribe(t, rec)

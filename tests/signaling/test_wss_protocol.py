@@ -12,7 +12,7 @@ import random
 import subprocess
 import sys
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -105,7 +105,7 @@ async def test_bad_signatures_are_403(server, name, case):
 
 async def test_expiry_and_clock_skew(server, name):
     arn = channel(server, name)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # X-Amz-Expires is honoured, in both directions.
     assert await handshake_status(server, presign(server, arn, "v", at=now - timedelta(seconds=400), expires=299)) == 403
     assert await handshake_status(server, presign(server, arn, "v", at=now - timedelta(seconds=400), expires=3600)) == 101
@@ -116,7 +116,7 @@ async def test_expiry_and_clock_skew(server, name):
 
 async def test_expired_signature_answer_names_the_cause(server, name):
     arn = channel(server, name)
-    url = presign(server, arn, "v", at=datetime.now(timezone.utc) - timedelta(hours=1), expires=60)
+    url = presign(server, arn, "v", at=datetime.now(UTC) - timedelta(hours=1), expires=60)
     with pytest.raises(websockets.InvalidStatus) as exc:
         await websockets.connect(url, ssl=ssl_ctx(server), open_timeout=10)
     assert exc.value.response.status_code == 403
@@ -355,7 +355,7 @@ async def test_message_rates_per_connection(server, name):
     while True:
         try:
             statuses.append(await viewer.recv(timeout=1))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
     errors = {s["statusResponse"]["errorType"] for s in statuses}
     kinds = {s["statusResponse"]["correlationId"].split("-")[0] for s in statuses}
@@ -552,7 +552,7 @@ async def test_flood_is_answered_and_the_server_stays_healthy(server, name):
     while True:
         try:
             msg = await viewer.recv(timeout=2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
         assert msg["statusResponse"]["errorType"] == "ClientLimitExceededException"
         statuses += 1

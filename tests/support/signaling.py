@@ -79,7 +79,7 @@ class Peer:
         """True if no frame arrives within ``timeout`` (a safety-net wait, not a timing assertion)."""
         try:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         raise AssertionError(f"unexpected frame: {raw!r}")
 

@@ -4,7 +4,7 @@ replaces: ``dict(parse_qsl(...))`` for the parameters and ``canonical_query`` ov
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
@@ -12,8 +12,8 @@ from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from signalite.clock import ManualClock
 from signalite.aws.sigv4 import AuthError, SigningKey, SigV4Verifier, canonical_query, split_presigned_query
+from signalite.clock import ManualClock
 
 ACCOUNT = "123456789012"
 KEYS = {"AKIDUNITTEST": SigningKey("unit-test-secret", ACCOUNT)}
@@ -110,7 +110,7 @@ def test_a_component_that_cannot_be_encoded_fails_where_it_always_did():
 
 
 def test_verify_presigned_gives_the_same_answer_with_a_pre_split_query():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     v = SigV4Verifier(KEYS.get, clock=ManualClock(now.timestamp()))
     query = botocore_query(ARN, "viewer-1", "FakeSessionToken/with+chars=")
     host = "127.0.0.1:4443"

@@ -12,8 +12,7 @@ from signalite.bus.base import Envelope
 from signalite.bus.local import LocalBus
 from signalite.config import Quotas
 from signalite.signaling import frames
-from signalite.signaling.router import (Action, Close, ConnState, Publish, Refused, Router, Send, Subscribe,
-                                        Unsubscribe)
+from signalite.signaling.router import Action, Close, ConnState, Publish, Refused, Router, Send, Subscribe, Unsubscribe
 
 # Channel events, as the hub raises them (each returns the Publish that every node applies).
 CTL_TTL, CTL_DELETE, CTL_GO_AWAY, CTL_RECONNECT_ICE = "ttl", "delete", "go_away", "reconnect_ice_server"
@@ -262,7 +261,9 @@ def test_malformed_frames_close_the_socket():
 def test_idle_timeout_and_max_duration_send_go_away_then_close():
     w = World(idle_timeout_seconds=10, max_connection_seconds=30, go_away_grace_seconds=2)
     m, v = w.connect(), w.connect("v")
-    keep_v_busy = lambda: w.send(v, "NOT_AN_ACTION")  # activity of v alone (nothing reaches m)
+    def keep_v_busy() -> None:
+        w.send(v, "NOT_AN_ACTION")  # activity of v alone (nothing reaches m)
+
     w.tick(7)
     keep_v_busy()
     w.tick(0.9)
@@ -494,7 +495,7 @@ def test_closed_sockets_are_not_kept_by_the_schedule_under_churn():
 def test_a_flood_to_an_offline_recipient_keeps_one_expiry_entry_not_one_per_message():
     w = World(ice_messages_per_second=None)
     m = w.connect(ttl=60)
-    for i in range(2000):
+    for _ in range(2000):
         w.send(m, "ICE_CANDIDATE", recipient="gone")
         w.now += 0.01
     assert len(w.router.retained(ARN, "gone")) == 512 and w.router.scheduled().expiries == 1

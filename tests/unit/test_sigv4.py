@@ -4,7 +4,7 @@ header sets of each real client, presigned URLs, and the clock-skew limits."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -13,8 +13,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
-from signalite.clock import ManualClock
 from signalite.aws.sigv4 import AuthError, SigningKey, SigV4Verifier
+from signalite.clock import ManualClock
 from tests.support.signed import ExactHeadersSigV4Auth
 
 ACCOUNT = "123456789012"
@@ -22,7 +22,7 @@ KEYS = {
     "AKIA4F7WJQR7FMMWMNXI": SigningKey("FakeSecretKey", ACCOUNT),
     "AKIDUNITTEST": SigningKey("unit-test-secret", ACCOUNT, "alice"),
 }
-VECTOR_TIME = datetime(2019, 12, 1, tzinfo=timezone.utc)
+VECTOR_TIME = datetime(2019, 12, 1, tzinfo=UTC)
 
 
 def verifier(now: datetime) -> SigV4Verifier:
@@ -106,7 +106,7 @@ def botocore_presign(url: str, expires: int, when: datetime, token: str | None =
 
 
 def test_botocore_presigned_url_with_long_c_sdk_expiry():
-    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     url = botocore_presign("https://signal.example:8443/?X-Amz-ChannelARN=arn%3Aaws%3Akinesisvideo%3Aeu-west-1%3A"
                            "123456789012%3Achannel%2Fc%2F1700000000000&X-Amz-ClientId=viewer-1", 604800, now, "tok")
     parts = urlsplit(url)
@@ -117,7 +117,7 @@ def test_botocore_presigned_url_with_long_c_sdk_expiry():
 
 
 def test_presign_expires_over_a_week_is_refused():
-    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 2, tzinfo=UTC)
     parts = urlsplit(botocore_presign("https://h/?a=b", 604801, now))
     with pytest.raises(AuthError) as exc:
         verifier(now).verify_presigned("GET", parts.path, parts.query, parts.netloc)
@@ -147,7 +147,7 @@ def signed_request(headers: dict[str, str], *, signed: set[str] | None = None, t
 
 
 def now_verifier(offset: timedelta = timedelta()) -> SigV4Verifier:
-    return SigV4Verifier(KEYS.get, clock=ManualClock((datetime.now(timezone.utc) + offset).timestamp()))
+    return SigV4Verifier(KEYS.get, clock=ManualClock((datetime.now(UTC) + offset).timestamp()))
 
 
 def verify(headers: CIMultiDict, body: bytes = BODY, offset: timedelta = timedelta()):

@@ -4,7 +4,7 @@ models state, and serialization that writes only the output shape, timestamps as
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -174,7 +174,7 @@ def test_serialize_drops_members_outside_the_output_shape(wire):
 
 def test_serialize_writes_timestamps_as_epoch_numbers(wire):
     svc, model = op(wire, "/listSignalingChannels")
-    when = datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=timezone.utc)
+    when = datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=UTC)
     raw = svc.serialize(model, {"ChannelInfoList": [{"ChannelName": "a", "CreationTime": when},
                                                    {"ChannelName": "b", "CreationTime": 1700000000.123}]})
     items = json.loads(raw)["ChannelInfoList"]

@@ -117,7 +117,7 @@ async def run_viewer(url: str, ctx: ssl.SSLContext, client_id: str, timeout: flo
         reader = asyncio.create_task(_read(ws, handle))
         try:
             await asyncio.wait_for(done.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         reader.cancel()
     await pc.close()
