@@ -21,7 +21,7 @@ test-deps:
 
 # Static checks first (ruff: lint and import order; mypy: strict on aws/, signaling/ and the
 # typed seams), then the suite.
-lint: install
+lint: test-deps
 	$(VENV)/bin/ruff check signalite tests bench
 	$(VENV)/bin/mypy
 
