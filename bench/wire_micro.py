@@ -54,18 +54,25 @@ CREATE_BODY = json.dumps({
 INVALID_BODY = json.dumps({"ChannelName": "bad name", "ChannelType": "X"}).encode()
 
 
+def resolve(revision: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", revision], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def load_baseline(revision: str) -> ModuleType:
     """``signalite/aws/wire.py`` at ``revision`` as the module ``signalite.aws._wire_baseline``."""
     source = subprocess.run(["git", "show", f"{revision}:signalite/aws/wire.py"], check=True,
                             capture_output=True, text=True).stdout
-    source = source.replace("_signalite_checker", "_baseline_checker").replace("_signalite_cleaner", "_baseline_cleaner")
-    path = Path(tempfile.mkdtemp(prefix="wire-baseline-")) / "wire_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("signalite.aws._wire_baseline", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    for cache in ("_signalite_checker", "_signalite_cleaner"):  # per-shape caches of its own
+        source = source.replace(cache, cache.replace("_signalite_", "_baseline_"))
+    with tempfile.TemporaryDirectory(prefix="wire-baseline-") as folder:
+        path = Path(folder) / "wire_baseline.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("signalite.aws._wire_baseline", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
     return module
 
 
@@ -128,7 +135,7 @@ def main() -> None:
             for impl in impls:
                 samples[impl, case].append(best[impl])
     print(f"ns per call: median over {args.runs} runs of the fastest of {args.blocks} blocks of "
-          f"{args.number} calls" + (f"; baseline = {args.baseline}" if args.baseline else ""))
+          f"{args.number} calls" + (f"; baseline = {args.baseline} ({resolve(args.baseline)})" if args.baseline else ""))
     print(f"{'case':<14}" + "".join(f"{impl:>12}" for impl in impls) + ("   current/baseline" if args.baseline else ""))
     for case in impls["current"]:
         medians = {impl: statistics.median(samples[impl, case]) for impl in impls}
