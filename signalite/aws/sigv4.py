@@ -386,10 +386,14 @@ class SigV4Verifier:
                                 f"Signature expired: {amz_date} is now earlier than {_fmt(now - skew)} "
                                 f"({_fmt(now)} - {int(skew.total_seconds() // 60)} min.)")
             return
-        if not expires_raw.isdigit() or not 1 <= int(expires_raw) <= MAX_PRESIGN_EXPIRES:
+        try:
+            seconds = int(expires_raw) if expires_raw.isdigit() else 0
+        except ValueError:  # digits int() does not read, such as superscripts: refused, not a crash
+            seconds = 0
+        if not 1 <= seconds <= MAX_PRESIGN_EXPIRES:
             raise AuthError("AuthorizationQueryParametersError",
                             "X-Amz-Expires must be a number between 1 and 604800 seconds.", 400)
-        expires = timedelta(seconds=int(expires_raw))
+        expires = timedelta(seconds=seconds)
         if now > when + expires:
             raise AuthError("InvalidSignatureException",
                             f"Signature expired: {amz_date} is now earlier than {_fmt(now - expires)} "

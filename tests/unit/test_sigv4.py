@@ -346,7 +346,7 @@ def test_presigned_clock_limits_are_inclusive(offset, expires):
     assert presigned_refusal(offset, expires).message.startswith(MISMATCH)
 
 
-@pytest.mark.parametrize("expires", ["0", "604801", "-1", "1.5", "soon"])
+@pytest.mark.parametrize("expires", ["0", "604801", "-1", "1.5", "soon", "%C2%B9", "1%C2%B2"])  # ¹ is a digit int() cannot read
 def test_presigned_expires_out_of_range(expires):
     error = presigned_refusal(timedelta(), expires)
     assert (error.code, error.status, error.message) == (
