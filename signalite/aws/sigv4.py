@@ -152,7 +152,8 @@ def _parse_amz_date(value: str) -> datetime:
     try:
         if m is None:
             raise ValueError(value)
-        return datetime(*map(int, m.groups()), tzinfo=UTC)  # type: ignore[misc]
+        year, month, day, hour, minute, second = map(int, m.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         raise AuthError(
             "IncompleteSignatureException",
@@ -219,7 +220,7 @@ def _auth_head(head: str) -> tuple[str, str] | None:
     """Credential and SignedHeaders of the part of an Authorization header before ``Signature=``:
     that part is the same on every request a client signs in a day, so its parse is memoised."""
     m = _AUTH_HEAD.match(head)
-    return None if m is None else m.group("cred", "signed")
+    return None if m is None else (m["cred"], m["signed"])
 
 
 def _split_authorization(value: str) -> tuple[str, str, str] | None:
@@ -334,21 +335,7 @@ class SigV4Verifier:
             raise AuthError("IncompleteSignatureException", f"Unsupported AWS 'algorithm': '{params['X-Amz-Algorithm']}'", 400)
         cred = _parse_credential(params["X-Amz-Credential"])
         amz_date = params["X-Amz-Date"]
-        when = _parse_amz_date(amz_date)
-        now = self._clock()
-        if when - now > self._skew:
-            raise AuthError("InvalidSignatureException", self._not_yet_current(amz_date, now))
-        expires_raw = params.get("X-Amz-Expires", "")
-        if expires_raw:
-            if not expires_raw.isdigit() or not 1 <= int(expires_raw) <= MAX_PRESIGN_EXPIRES:
-                raise AuthError("AuthorizationQueryParametersError",
-                                "X-Amz-Expires must be a number between 1 and 604800 seconds.", 400)
-            if now > when + timedelta(seconds=int(expires_raw)):
-                raise AuthError("InvalidSignatureException",
-                                f"Signature expired: {amz_date} is now earlier than {_fmt(now - timedelta(seconds=int(expires_raw)))} "
-                                f"({_fmt(now)} - {expires_raw} sec.)")
-        else:
-            self._check_clock(when, amz_date)
+        self._check_clock(_parse_amz_date(amz_date), amz_date, params.get("X-Amz-Expires") or None)
         signed = params["X-Amz-SignedHeaders"].lower().split(";")
         if signed != ["host"]:
             raise AuthError("InvalidSignatureException",
@@ -379,20 +366,41 @@ class SigV4Verifier:
                             f"Credential should be scoped to correct service: '{self._service}'. ")
         return key
 
-    def _check_clock(self, when: datetime, amz_date: str) -> None:
-        now = self._clock()
-        if now - when > self._skew:
-            minutes = int(self._skew.total_seconds() // 60)
-            raise AuthError("InvalidSignatureException",
-                            f"Signature expired: {amz_date} is now earlier than {_fmt(now - self._skew)} "
-                            f"({_fmt(now)} - {minutes} min.)")
-        if when - now > self._skew:
-            raise AuthError("InvalidSignatureException", self._not_yet_current(amz_date, now))
+    def _check_clock(self, when: datetime, amz_date: str, expires_raw: str | None = None) -> None:
+        """Refuse a signature dated ``when`` (``amz_date`` as sent) that is not current.
 
-    def _not_yet_current(self, amz_date: str, now: datetime) -> str:
-        minutes = int(self._skew.total_seconds() // 60)
-        return (f"Signature not yet current: {amz_date} is still later than {_fmt(now + self._skew)} "
-                f"({_fmt(now)} + {minutes} min.)")
+        Any signature dated more than the skew ahead of this server's clock is not yet current.
+        One without ``X-Amz-Expires`` (``expires_raw`` None: every header-signed request, and a
+        presigned URL that leaves it out) has expired once it is more than the skew old; a
+        presigned one with it, once it is older than that many seconds, which must be 1 to 604800
+        (read only for a date that is not too far ahead: that refusal comes first). One clock
+        reading serves all the checks; with a skew of zero or more a date cannot be both too far
+        ahead and too old, so the order of those two never decides a message.
+        """
+        now = self._clock()
+        skew = self._skew
+        if when - now > skew:
+            raise AuthError("InvalidSignatureException",
+                            f"Signature not yet current: {amz_date} is still later than {_fmt(now + skew)} "
+                            f"({_fmt(now)} + {int(skew.total_seconds() // 60)} min.)")
+        if expires_raw is None:
+            if now - when > skew:
+                raise AuthError("InvalidSignatureException",
+                                f"Signature expired: {amz_date} is now earlier than {_fmt(now - skew)} "
+                                f"({_fmt(now)} - {int(skew.total_seconds() // 60)} min.)")
+            return
+        try:
+            seconds = int(expires_raw) if expires_raw.isdigit() else 0
+        except ValueError:  # digits int() does not read, such as superscripts: refused, not a crash
+            seconds = 0
+        if not 1 <= seconds <= MAX_PRESIGN_EXPIRES:
+            raise AuthError("AuthorizationQueryParametersError",
+                            "X-Amz-Expires must be a number between 1 and 604800 seconds.", 400)
+        expires = timedelta(seconds=seconds)
+        if now > when + expires:
+            raise AuthError("InvalidSignatureException",
+                            f"Signature expired: {amz_date} is now earlier than {_fmt(now - expires)} "
+                            f"({_fmt(now)} - {expires_raw} sec.)")
 
     def _check_signature(self, cred: _Credential, key: SigningKey, amz_date: str, creq: str, given: str) -> None:
         if not amz_date.startswith(cred.date):

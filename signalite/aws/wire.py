@@ -16,12 +16,13 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any, Callable
+from json.encoder import encode_basestring_ascii
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, TypeAlias
 
 import botocore.session
 import regex
-from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
+from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StringShape, StructureShape
 
 from .errors import ServiceError
 
@@ -50,12 +51,12 @@ def _show(value: Any) -> str:
     return str(value)[:200]
 
 
-Path = "tuple[Any, str] | None"
+_Path: TypeAlias = "tuple[_Path, str] | None"
 """Where a value sits, as ``(parent path, segment)`` links: rendered (``tags.2.member.key``) only
 when a problem is reported, so valid requests never build path strings."""
 
 
-def _render(path: Any) -> str:
+def _render(path: _Path) -> str:
     parts: list[str] = []
     while path is not None:
         path, segment = path
@@ -67,7 +68,7 @@ def _render(path: Any) -> str:
 class _Problems:
     items: list[str]
 
-    def add(self, value: Any, path: Any, constraint: str) -> None:
+    def add(self, value: Any, path: _Path, constraint: str) -> None:
         shown = "null" if value is None else f"'{_show(value)}'"
         self.items.append(f"Value {shown} at '{_render(path)}' failed to satisfy constraint: {constraint}")
 
@@ -78,8 +79,8 @@ class _Problems:
             raise ServiceError("InvalidArgumentException", head + "; ".join(self.items))
 
 
-Checker = Callable[[Any, Any, _Problems], Any]
-_NUMBERS = ("integer", "long", "float", "double")
+Checker = Callable[[Any, _Path, _Problems], Any]
+"""A validator: ``(value, path, problems)`` → the value as operations see it (see :func:`_checker`)."""
 
 
 def _checker(shape: Shape) -> Checker:
@@ -89,180 +90,256 @@ def _checker(shape: Shape) -> Checker:
     returns the value as operations see it: only modeled members (at every depth), nulls
     dropped, integers as ``int`` even when the client wrote ``30.0``.
     """
-    cached = shape.__dict__.get("_signalite_checker")
+    cached: Checker | None = shape.__dict__.get("_signalite_checker")
     if cached is None:
-        cached = _build_checker(shape)
+        cached = _CHECKER_BUILDERS.get(shape.type_name, _accept_builder)(shape)
         shape.__dict__["_signalite_checker"] = cached
     return cached
 
 
-def _build_checker(shape: Shape) -> Checker:
-    t = shape.type_name
-    meta = shape.metadata
-    lo, hi = meta.get("min"), meta.get("max")
-    size_checked = t in ("string", "blob", "list", "map")
-    number = t in _NUMBERS
+class _Bounds:
+    """A shape's ``min``/``max``: of its length (string, blob, list, map) or of its value (numbers).
 
-    def bounds(value: Any, path: Any, out: _Problems) -> None:
-        if size_checked:
-            n = len(value)
-            if lo is not None and n < lo:
-                out.add(value, path, f"Member must have length greater than or equal to {lo}")
-            if hi is not None and n > hi:
-                out.add(value, path, f"Member must have length less than or equal to {hi}")
-        elif number:
-            if lo is not None and value < lo:
-                out.add(value, path, f"Member must have value greater than or equal to {lo}")
-            if hi is not None and value > hi:
-                out.add(value, path, f"Member must have value less than or equal to {hi}")
+    ``lo``/``hi`` are ±infinity where the model states no bound, so a checker's guard is one
+    chained comparison, ``lo <= n <= hi``, whatever the model states; :meth:`report` is called
+    only when that fails, to say which bound is broken in Coral's words.
+    """
 
-    if t in ("integer", "long"):
-        def check_int(value: Any, path: Any, out: _Problems) -> Any:
-            if isinstance(value, bool) or not isinstance(value, int):
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                else:
-                    out.add(value, path, f"Member must be of type {t}")
-                    return value
-            if lo is not None or hi is not None:
-                bounds(value, path, out)
+    __slots__ = ("lo", "hi", "_low", "_high")
+
+    def __init__(self, shape: Shape, measure: str) -> None:
+        lo, hi = shape.metadata.get("min"), shape.metadata.get("max")
+        self.lo: float = -math.inf if lo is None else lo
+        self.hi: float = math.inf if hi is None else hi
+        self._low = f"Member must have {measure} greater than or equal to {lo}"
+        self._high = f"Member must have {measure} less than or equal to {hi}"
+
+    def allows(self, n: float) -> bool:
+        return self.lo <= n <= self.hi
+
+    def report(self, value: Any, n: float, path: _Path, out: _Problems) -> None:
+        """Record the bound ``n`` (``value``'s length, or the value) breaks."""
+        if n < self.lo:
+            out.add(value, path, self._low)
+        if n > self.hi:
+            out.add(value, path, self._high)
+
+
+def _type_error(shape: Shape) -> str:
+    return f"Member must be of type {shape.type_name}"
+
+
+# -- one checker builder per shape type (the table at the end dispatches on ``shape.type_name``) --
+
+def _integer_checker(shape: Shape) -> Checker:
+    """``integer``/``long``: an int (not a bool), or a float with an integral value, made an int."""
+    bounds = _Bounds(shape, "value")
+    lo, hi, report, wrong_type = bounds.lo, bounds.hi, bounds.report, _type_error(shape)
+
+    def check_integer(value: Any, path: _Path, out: _Problems) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                out.add(value, path, wrong_type)
+                return value
+        if not lo <= value <= hi:
+            report(value, value, path, out)
+        return value
+    return check_integer
+
+
+def _float_checker(shape: Shape) -> Checker:
+    """``float``/``double``: a finite int or float (not a bool)."""
+    bounds = _Bounds(shape, "value")
+    lo, hi, report, wrong_type = bounds.lo, bounds.hi, bounds.report, _type_error(shape)
+
+    def check_float(value: Any, path: _Path, out: _Problems) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            out.add(value, path, wrong_type)
             return value
-        return check_int
+        if not lo <= value <= hi:
+            report(value, value, path, out)
+        return value
+    return check_float
 
-    if t in ("float", "double"):
-        def check_float(value: Any, path: Any, out: _Problems) -> Any:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                out.add(value, path, f"Member must be of type {t}")
-                return value
-            bounds(value, path, out)
+
+def _timestamp_checker(shape: Shape) -> Checker:
+    """``timestamp``: epoch seconds (int or float) or a string, passed on as sent."""
+    wrong_type = _type_error(shape)
+
+    def check_timestamp(value: Any, path: _Path, out: _Problems) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            out.add(value, path, wrong_type)
+        return value
+    return check_timestamp
+
+
+def _string_checker(shape: Shape) -> Checker:
+    """``string``: length, enum and pattern, each reported when broken (in that order)."""
+    assert isinstance(shape, StringShape)
+    bounds = _Bounds(shape, "length")
+    lo, hi, report, wrong_type = bounds.lo, bounds.hi, bounds.report, _type_error(shape)
+    enum = frozenset(shape.enum or ())
+    enum_problem = f"Member must satisfy enum value set: [{', '.join(shape.enum or ())}]"
+    pattern = shape.metadata.get("pattern")
+    matcher = _compile(pattern).fullmatch if pattern else None
+    pattern_problem = f"Member must satisfy regular expression pattern: {pattern}"
+    # Enum values that also meet the length and pattern constraints: such a value cannot break
+    # any constraint, so it is accepted after one set lookup (most enum members are these).
+    valid_enum = frozenset(e for e in enum if bounds.allows(len(e)) and (matcher is None or matcher(e)))
+
+    def check_string(value: Any, path: _Path, out: _Problems) -> Any:
+        if not isinstance(value, str):
+            out.add(value, path, wrong_type)
             return value
-        return check_float
-
-    if t == "timestamp":
-        def check_timestamp(value: Any, path: Any, out: _Problems) -> Any:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                out.add(value, path, "Member must be of type timestamp")
+        if value in valid_enum:
             return value
-        return check_timestamp
+        if not lo <= len(value) <= hi:
+            report(value, len(value), path, out)
+        if enum and value not in enum:
+            out.add(value, path, enum_problem)
+        if matcher is not None and not matcher(value):
+            out.add(value, path, pattern_problem)
+        return value
+    return check_string
 
-    if t == "string":
-        enum = frozenset(shape.enum or ())
-        enum_text = ", ".join(shape.enum or ())
-        pattern = meta.get("pattern")
-        matcher = _compile(pattern).fullmatch if pattern else None
-        # Enum values that also meet the length and pattern constraints: such a value cannot break
-        # any constraint, so it is accepted after one set lookup (most enum members are these).
-        valid_enum = frozenset(e for e in enum if (lo is None or len(e) >= lo) and (hi is None or len(e) <= hi)
-                               and (matcher is None or matcher(e)))
-        sized = lo is not None or hi is not None
 
-        def check_string(value: Any, path: Any, out: _Problems) -> Any:
-            if not isinstance(value, str):
-                out.add(value, path, "Member must be of type string")
-                return value
-            if value in valid_enum:
-                return value
-            if sized and ((lo is not None and len(value) < lo) or (hi is not None and len(value) > hi)):
-                bounds(value, path, out)
-            if enum and value not in enum:
-                out.add(value, path, f"Member must satisfy enum value set: [{enum_text}]")
-            if matcher is not None and not matcher(value):
-                out.add(value, path, f"Member must satisfy regular expression pattern: {pattern}")
+def _blob_checker(shape: Shape) -> Checker:
+    """``blob``: a base64 string (restJson1), its length as sent."""
+    bounds = _Bounds(shape, "length")
+    lo, hi, report, wrong_type = bounds.lo, bounds.hi, bounds.report, _type_error(shape)
+
+    def check_blob(value: Any, path: _Path, out: _Problems) -> Any:
+        if not isinstance(value, str):
+            out.add(value, path, wrong_type)
             return value
-        return check_string
+        if not lo <= len(value) <= hi:
+            report(value, len(value), path, out)
+        try:
+            base64.b64decode(value, validate=True)
+        except ValueError:
+            out.add(value, path, "Member must be valid base64")
+        return value
+    return check_blob
 
-    if t == "blob":
-        def check_blob(value: Any, path: Any, out: _Problems) -> Any:
-            if not isinstance(value, str):
-                out.add(value, path, "Member must be of type blob")
-                return value
-            bounds(value, path, out)
-            try:
-                base64.b64decode(value, validate=True)
-            except ValueError:
-                out.add(value, path, "Member must be valid base64")
+
+def _structure_checker(shape: Shape) -> Checker:
+    """``structure``: required members, then each modeled member; unknown members and nulls dropped."""
+    assert isinstance(shape, StructureShape)
+    wrong_type = _type_error(shape)
+    required = [(name, _camel(name)) for name in shape.required_members]
+    members = {name: (_camel(name), member) for name, member in shape.members.items()}
+    resolved: dict[str, tuple[str, Checker]] = {}  # member checkers, looked up on first use (shapes may recurse)
+
+    def check_structure(value: Any, path: _Path, out: _Problems) -> Any:
+        if not isinstance(value, dict):
+            out.add(value, path, wrong_type)
             return value
-        return check_blob
+        for name, camel in required:
+            if value.get(name) is None:
+                out.add(None, (path, camel), "Member must not be null")
+        result = {}
+        for name, v in value.items():
+            if v is None:
+                continue
+            known = resolved.get(name)
+            if known is None:
+                spec = members.get(name)
+                if spec is None:
+                    continue  # not in the model: dropped
+                known = resolved[name] = (spec[0], _checker(spec[1]))
+            result[name] = known[1](v, (path, known[0]), out)
+        return result
+    return check_structure
 
-    if t == "structure":
-        assert isinstance(shape, StructureShape)
-        required = [(name, _camel(name)) for name in shape.required_members]
-        members = {name: (_camel(name), member) for name, member in shape.members.items()}
-        resolved: dict[str, tuple[str, Checker]] = {}  # member checkers, looked up on first use (shapes may recurse)
 
-        def check_structure(value: Any, path: Any, out: _Problems) -> Any:
-            if not isinstance(value, dict):
-                out.add(value, path, "Member must be of type structure")
-                return value
-            for name, camel in required:
-                if value.get(name) is None:
-                    out.add(None, (path, camel), "Member must not be null")
-            result = {}
-            for name, v in value.items():
-                if v is None:
-                    continue
-                known = resolved.get(name)
-                if known is None:
-                    spec = members.get(name)
-                    if spec is None:
-                        continue  # not in the model: dropped
-                    known = resolved[name] = (spec[0], _checker(spec[1]))
-                result[name] = known[1](v, (path, known[0]), out)
-            return result
-        return check_structure
+def _list_checker(shape: Shape) -> Checker:
+    """``list``: its length, then every item (numbered from 1, as Coral does; null items refused)."""
+    assert isinstance(shape, ListShape)
+    bounds = _Bounds(shape, "length")
+    lo, hi, report, wrong_type = bounds.lo, bounds.hi, bounds.report, _type_error(shape)
+    item_shape = shape.member
+    item_checker: list[Checker] = []  # looked up on first use (shapes may recurse)
 
-    if t == "list":
-        assert isinstance(shape, ListShape)
-        item_shape = shape.member
-        item_checker: list[Checker] = []  # looked up on first use (shapes may recurse)
-
-        def check_list(value: Any, path: Any, out: _Problems) -> Any:
-            if not isinstance(value, list):
-                out.add(value, path, "Member must be of type list")
-                return value
-            if (lo is not None and len(value) < lo) or (hi is not None and len(value) > hi):
-                bounds(value, path, out)
-            if not item_checker:
-                item_checker.append(_checker(item_shape))
-            check_item = item_checker[0]
-            result = []
-            for i, item in enumerate(value, 1):
-                item_path = ((path, str(i)), "member")
-                if item is None:
-                    out.add(None, item_path, "Member must not be null")
-                else:
-                    result.append(check_item(item, item_path, out))
-            return result
-        return check_list
-
-    if t == "map":
-        assert isinstance(shape, MapShape)
-        key_shape, value_shape = shape.key, shape.value
-
-        def check_map(value: Any, path: Any, out: _Problems) -> Any:
-            if not isinstance(value, dict):
-                out.add(value, path, "Member must be of type map")
-                return value
-            bounds(value, path, out)
-            check_key, check_value = _checker(key_shape), _checker(value_shape)
-            result = {}
-            for k, v in value.items():
-                check_key(k, ((path, k), "key"), out)
-                if v is None:
-                    out.add(None, ((path, k), "value"), "Member must not be null")
-                else:
-                    result[k] = check_value(v, ((path, k), "value"), out)
-            return result
-        return check_map
-
-    if t == "boolean":
-        def check_bool(value: Any, path: Any, out: _Problems) -> Any:
-            if not isinstance(value, bool):
-                out.add(value, path, "Member must be of type boolean")
+    def check_list(value: Any, path: _Path, out: _Problems) -> Any:
+        if not isinstance(value, list):
+            out.add(value, path, wrong_type)
             return value
-        return check_bool
+        if not lo <= len(value) <= hi:
+            report(value, len(value), path, out)
+        if not item_checker:
+            item_checker.append(_checker(item_shape))
+        check_item = item_checker[0]
+        result = []
+        for i, item in enumerate(value, 1):
+            item_path = ((path, str(i)), "member")
+            if item is None:
+                out.add(None, item_path, "Member must not be null")
+            else:
+                result.append(check_item(item, item_path, out))
+        return result
+    return check_list
 
-    return lambda value, path, out: value
+
+def _map_checker(shape: Shape) -> Checker:
+    """``map``: its size, then every key and value (null values refused)."""
+    assert isinstance(shape, MapShape)
+    bounds = _Bounds(shape, "length")
+    lo, hi, report, wrong_type = bounds.lo, bounds.hi, bounds.report, _type_error(shape)
+    key_shape, value_shape = shape.key, shape.value
+
+    def check_map(value: Any, path: _Path, out: _Problems) -> Any:
+        if not isinstance(value, dict):
+            out.add(value, path, wrong_type)
+            return value
+        if not lo <= len(value) <= hi:
+            report(value, len(value), path, out)
+        check_key, check_value = _checker(key_shape), _checker(value_shape)
+        result = {}
+        for k, v in value.items():
+            check_key(k, ((path, k), "key"), out)
+            if v is None:
+                out.add(None, ((path, k), "value"), "Member must not be null")
+            else:
+                result[k] = check_value(v, ((path, k), "value"), out)
+        return result
+    return check_map
+
+
+def _boolean_checker(shape: Shape) -> Checker:
+    wrong_type = _type_error(shape)
+
+    def check_boolean(value: Any, path: _Path, out: _Problems) -> Any:
+        if not isinstance(value, bool):
+            out.add(value, path, wrong_type)
+        return value
+    return check_boolean
+
+
+def _accept(value: Any, path: _Path, out: _Problems) -> Any:
+    return value
+
+
+def _accept_builder(shape: Shape) -> Checker:
+    """A type the models do not use for request members: passed on unchecked."""
+    return _accept
+
+
+_CHECKER_BUILDERS: Mapping[str, Callable[[Shape], Checker]] = MappingProxyType({
+    "integer": _integer_checker,
+    "long": _integer_checker,
+    "float": _float_checker,
+    "double": _float_checker,
+    "timestamp": _timestamp_checker,
+    "string": _string_checker,
+    "blob": _blob_checker,
+    "structure": _structure_checker,
+    "list": _list_checker,
+    "map": _map_checker,
+    "boolean": _boolean_checker,
+})
+"""The checker builder of each shape type (any other type: :func:`_accept_builder`)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -274,8 +351,9 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 # JSONEncoder.encode() builds a new C encoder (and a float formatter) on every call; the one built
 # here has the same settings except the circular-reference check, which output trees built fresh
 # by the cleaners below cannot need.
-_C_ENCODE = (c_make_encoder(None, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True)
-             if c_make_encoder is not None else None)
+_c_make_encoder: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = (_c_make_encoder(None, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True)
+             if _c_make_encoder is not None else None)
 
 
 def _encode(value: dict[str, Any]) -> str:
@@ -292,11 +370,15 @@ def _clean(shape: Shape | None, value: Any) -> Any:
     return _cleaner(shape)(value)
 
 
-def _cleaner(shape: Shape) -> Callable[[Any], Any]:
+Cleaner = Callable[[Any], Any]
+"""An output writer: a value of the shape → what goes into the JSON body."""
+
+
+def _cleaner(shape: Shape) -> Cleaner:
     """The output writer of one shape, built once and cached on it (like :func:`_checker`)."""
-    cached = shape.__dict__.get("_signalite_cleaner")
+    cached: Cleaner | None = shape.__dict__.get("_signalite_cleaner")
     if cached is None:
-        cached = shape.__dict__["_signalite_cleaner"] = _build_cleaner(shape)
+        cached = shape.__dict__["_signalite_cleaner"] = _CLEANER_BUILDERS.get(shape.type_name, _same_builder)(shape)
     return cached
 
 
@@ -304,36 +386,61 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _build_cleaner(shape: Shape) -> Callable[[Any], Any]:
-    t = shape.type_name
-    if t == "structure":
-        assert isinstance(shape, StructureShape)
-        members = list(shape.members.items())
-        resolved: list[tuple[str, Callable[[Any], Any] | None]] = []  # filled on first use (shapes may recurse)
-
-        def clean_structure(value: Any) -> Any:
-            if not resolved:
-                resolved.extend((name, None if _cleaner(m) is _same else _cleaner(m)) for name, m in members)
-            out = {}
-            for name, clean in resolved:
-                v = value.get(name)
-                if v is not None:
-                    out[name] = v if clean is None else clean(v)
-            return out
-        return clean_structure
-    if t == "list":
-        assert isinstance(shape, ListShape)
-        item = shape.member
-        return lambda value: [_cleaner(item)(v) for v in value]
-    if t == "map":
-        assert isinstance(shape, MapShape)
-        val = shape.value
-        return lambda value: {k: _cleaner(val)(v) for k, v in value.items()}
-    if t == "timestamp":
-        return lambda value: value.timestamp() if isinstance(value, datetime) else value
-    if t == "blob":
-        return lambda value: base64.b64encode(value).decode() if isinstance(value, bytes) else value
+def _same_builder(shape: Shape) -> Cleaner:
+    """Strings, numbers, booleans: written as they are (structure writers skip calling it)."""
     return _same
+
+
+# -- one cleaner builder per shape type that needs one (the table below dispatches on it) --------
+
+def _structure_cleaner(shape: Shape) -> Cleaner:
+    """Only the modeled members, non-null, each through its own writer."""
+    assert isinstance(shape, StructureShape)
+    members = list(shape.members.items())
+    resolved: list[tuple[str, Cleaner | None]] = []  # filled on first use (shapes may recurse)
+
+    def clean_structure(value: Any) -> Any:
+        if not resolved:
+            resolved.extend((name, None if _cleaner(m) is _same else _cleaner(m)) for name, m in members)
+        out = {}
+        for name, clean in resolved:
+            v = value.get(name)
+            if v is not None:
+                out[name] = v if clean is None else clean(v)
+        return out
+    return clean_structure
+
+
+def _list_cleaner(shape: Shape) -> Cleaner:
+    assert isinstance(shape, ListShape)
+    item = shape.member
+    return lambda value: [_cleaner(item)(v) for v in value]
+
+
+def _map_cleaner(shape: Shape) -> Cleaner:
+    assert isinstance(shape, MapShape)
+    val = shape.value
+    return lambda value: {k: _cleaner(val)(v) for k, v in value.items()}
+
+
+def _timestamp_cleaner(shape: Shape) -> Cleaner:
+    """Epoch seconds, as restJson1 writes timestamps."""
+    return lambda value: value.timestamp() if isinstance(value, datetime) else value
+
+
+def _blob_cleaner(shape: Shape) -> Cleaner:
+    """Base64 text, as restJson1 writes blobs."""
+    return lambda value: base64.b64encode(value).decode() if isinstance(value, bytes) else value
+
+
+_CLEANER_BUILDERS: Mapping[str, Callable[[Shape], Cleaner]] = MappingProxyType({
+    "structure": _structure_cleaner,
+    "list": _list_cleaner,
+    "map": _map_cleaner,
+    "timestamp": _timestamp_cleaner,
+    "blob": _blob_cleaner,
+})
+"""The output writer builder of each shape type that is not written as it is."""
 
 
 class ServiceWire:
@@ -374,7 +481,7 @@ class ServiceWire:
         if shape is None:
             return {}
         problems = _Problems([])
-        values = _checker(shape)(data, None, problems)
+        values: dict[str, Any] = _checker(shape)(data, None, problems)
         problems.raise_if_any()
         return values
 

@@ -42,13 +42,12 @@ import collections
 import logging
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from ..clock import Clock, SystemClock
-from ..urls import redact
+from ..urls import redact, take_params
 from .base import Bus, Envelope, Handler, Message, decode, dispatch, encode
 
 log = logging.getLogger("signalite.bus")
@@ -72,11 +71,8 @@ _ERRORS = (redis_errors.RedisError, OSError, asyncio.TimeoutError)
 
 def parse_url(url: str) -> tuple[str, str]:
     """Split a bus URL into (redis-py URL, channel prefix)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX)
-    rest = [(k, v) for k, v in query if k != "prefix"]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), prefix
+    redis_url, params = take_params(url, ("prefix",))
+    return redis_url, params[0][1] if params else DEFAULT_PREFIX  # the first prefix given wins
 
 
 def _describe(exc: BaseException) -> str:

@@ -50,11 +50,10 @@ import json
 import re
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from ..urls import redact
+from ..urls import redact, take_params
 from .base import LimitExceeded, NameInUse, Resource
 
 CONNECT_TIMEOUT = 10.0
@@ -77,10 +76,8 @@ _LIMIT_LOCK_CLASS = 0x5167  # pg_advisory_xact_lock(class, hashtext(key)) serial
 
 def parse_url(url: str) -> tuple[str, str | None, int, int]:
     """Split a store URL into (asyncpg DSN, schema, pool_min, pool_max)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    own = {k: v for k, v in query if k in _OWN_PARAMS}
-    rest = [(k, v) for k, v in query if k not in _OWN_PARAMS]
+    dsn, params = take_params(url, _OWN_PARAMS)
+    own = dict(params)  # the last of a repeated parameter wins
     schema = own.get("schema") or None
     if schema is not None and not _IDENT.match(schema):
         raise ValueError(f"invalid schema name {schema!r} in the store URL: use letters, digits and '_' "
@@ -92,12 +89,13 @@ def parse_url(url: str) -> tuple[str, str | None, int, int]:
         raise ValueError("pool_min and pool_max in the store URL must be integers") from None
     if not 0 <= pool_min <= pool_max or pool_max < 1:
         raise ValueError("the store URL needs 0 <= pool_min <= pool_max and pool_max >= 1")
-    dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
     return dsn, schema, pool_min, pool_max
 
 
 def _statement_cache_size(url: str) -> int:
-    raw = dict(parse_qsl(urlsplit(url).query)).get("statement_cache_size", "100")
+    # A blank statement_cache_size counts as absent (the default), unlike a blank pool size.
+    given = {k: v for k, v in take_params(url, ("statement_cache_size",))[1] if v}
+    raw = given.get("statement_cache_size", "100")
     try:
         value = int(raw)
     except ValueError:

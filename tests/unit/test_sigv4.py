@@ -295,3 +295,79 @@ def test_authorization_split_agrees_with_the_whole_header_pattern():
         assert _split_authorization(case) == (None if m is None else m.group("cred", "signed", "sig")), case
         matched += m is not None
     assert 1000 < matched < len(cases) - 1000  # both outcomes are exercised
+
+
+# --- the clock checks, message for message ------------------------------------------------------
+
+MISMATCH = "The request signature we calculated does not match"
+
+
+def presigned_at(date: str = "20191201T000000Z", expires: str | None = None) -> str:
+    """A presigned query whose signature is wrong: it gets past the clock checks only to fail there."""
+    params = {"X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+              "X-Amz-Credential": "AKIA4F7WJQR7FMMWMNXI/20191201/us-west-2/kinesisvideo/aws4_request",
+              "X-Amz-Date": date, "X-Amz-SignedHeaders": "host", "X-Amz-Signature": "00"}
+    if expires is not None:
+        params["X-Amz-Expires"] = expires
+    return "&".join(f"{k}={v}" for k, v in params.items())
+
+
+def presigned_refusal(offset: timedelta, expires: str | None = None) -> AuthError:
+    with pytest.raises(AuthError) as exc:
+        verifier(VECTOR_TIME + offset).verify_presigned("GET", "/", presigned_at(expires=expires), "h")
+    return exc.value
+
+
+@pytest.mark.parametrize("offset, expires, message", [
+    # without X-Amz-Expires: the header rule, five minutes either way
+    (timedelta(minutes=5, seconds=1), None,
+     "Signature expired: 20191201T000000Z is now earlier than 20191201T000001Z (20191201T000501Z - 5 min.)"),
+    (timedelta(minutes=-5, seconds=-1), None,
+     "Signature not yet current: 20191201T000000Z is still later than 20191130T235959Z (20191130T235459Z + 5 min.)"),
+    # with it: not yet current by the same skew, expired after X-Amz-Expires seconds
+    (timedelta(seconds=300), "299",
+     "Signature expired: 20191201T000000Z is now earlier than 20191201T000001Z (20191201T000500Z - 299 sec.)"),
+    (timedelta(minutes=-5, seconds=-1), "299",
+     "Signature not yet current: 20191201T000000Z is still later than 20191130T235959Z (20191130T235459Z + 5 min.)"),
+    # a date too far ahead is refused before X-Amz-Expires is even read
+    (timedelta(minutes=-5, seconds=-1), "soon",
+     "Signature not yet current: 20191201T000000Z is still later than 20191130T235959Z (20191130T235459Z + 5 min.)"),
+])
+def test_presigned_clock_refusals(offset, expires, message):
+    error = presigned_refusal(offset, expires)
+    assert (error.code, error.status, error.message) == ("InvalidSignatureException", 403, message)
+
+
+@pytest.mark.parametrize("offset, expires", [
+    (timedelta(minutes=5), None), (timedelta(minutes=-5), None),        # the skew itself is allowed
+    (timedelta(seconds=299), "299"), (timedelta(minutes=-5), "299"),
+    (timedelta(days=6), "604800"),                                      # X-Amz-Expires replaces the skew
+])
+def test_presigned_clock_limits_are_inclusive(offset, expires):
+    assert presigned_refusal(offset, expires).message.startswith(MISMATCH)
+
+
+@pytest.mark.parametrize("expires", ["0", "604801", "-1", "1.5", "soon", "%C2%B9", "1%C2%B2"])  # ¹ is a digit int() cannot read
+def test_presigned_expires_out_of_range(expires):
+    error = presigned_refusal(timedelta(), expires)
+    assert (error.code, error.status, error.message) == (
+        "AuthorizationQueryParametersError", 400, "X-Amz-Expires must be a number between 1 and 604800 seconds.")
+
+
+@pytest.mark.parametrize("offset, message", [
+    (timedelta(minutes=5, seconds=1),
+     "Signature expired: 20191201T000000Z is now earlier than 20191201T000001Z (20191201T000501Z - 5 min.)"),
+    (timedelta(minutes=-5, seconds=-1),
+     "Signature not yet current: 20191201T000000Z is still later than 20191130T235959Z (20191130T235459Z + 5 min.)"),
+])
+def test_header_clock_refusals(offset, message):
+    headers = CIMultiDict({"Host": "h", "X-Amz-Date": "20191201T000000Z", "Authorization": (
+        "AWS4-HMAC-SHA256 Credential=AKIA4F7WJQR7FMMWMNXI/20191201/us-west-2/kinesisvideo/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=00")})
+    with pytest.raises(AuthError) as exc:
+        verifier(VECTOR_TIME + offset).verify_headers("POST", "/", "", headers, b"")
+    assert (exc.value.code, exc.value.status, exc.value.message) == ("InvalidSignatureException", 403, message)
+    for inside in (timedelta(minutes=5), timedelta(minutes=-5)):
+        with pytest.raises(AuthError) as exc:
+            verifier(VECTOR_TIME + inside).verify_headers("POST", "/", "", headers, b"")
+        assert exc.value.message.startswith(MISMATCH)

@@ -220,3 +220,110 @@ def test_enum_values_are_still_held_to_length_and_pattern():
         problems = _Problems([])
         assert check(value, None, problems) == value
         assert [item.split("failed to satisfy constraint: ")[1] for item in problems.items] == expected, value
+
+
+# --- per-type checkers on shapes the three models do not use (built from model-like specs) -------
+
+def _shapes(**specs: dict):
+    from botocore.model import ShapeResolver
+
+    resolver = ShapeResolver(specs)
+    return {name: resolver.get_shape_by_name(name) for name in specs}
+
+
+def _constraints(shape, value):
+    """(cleaned value, the broken constraints) of one value."""
+    from signalite.aws.wire import _checker, _Problems
+
+    problems = _Problems([])
+    cleaned = _checker(shape)(value, None, problems)
+    return cleaned, [item.split("failed to satisfy constraint: ")[1] for item in problems.items]
+
+
+@pytest.mark.parametrize("type_name", ["long", "float", "double"])
+def test_numbers_of_every_type_are_held_to_their_bounds(type_name):
+    shape = _shapes(N={"type": type_name, "min": 2, "max": 9})["N"]
+    assert _constraints(shape, 2) == (2, [])
+    assert _constraints(shape, 9) == (9, [])
+    assert _constraints(shape, 1) == (1, ["Member must have value greater than or equal to 2"])
+    assert _constraints(shape, 10) == (10, ["Member must have value less than or equal to 9"])
+    for wrong in (True, "5", None, [5]):
+        assert _constraints(shape, wrong) == (wrong, [f"Member must be of type {type_name}"])
+
+
+def test_floats_must_be_finite_and_longs_whole():
+    shapes = _shapes(F={"type": "double"}, L={"type": "long"})
+    assert _constraints(shapes["F"], 2.5) == (2.5, [])
+    assert _constraints(shapes["F"], 7) == (7, [])
+    assert _constraints(shapes["F"], float("inf"))[1] == ["Member must be of type double"]
+    assert _constraints(shapes["F"], float("nan"))[1] == ["Member must be of type double"]
+    cleaned, broken = _constraints(shapes["L"], 3.0)
+    assert (cleaned, type(cleaned), broken) == (3, int, [])
+    assert _constraints(shapes["L"], 3.5) == (3.5, ["Member must be of type long"])
+
+
+def test_blobs_are_base64_text_of_a_bounded_length():
+    shape = _shapes(B={"type": "blob", "min": 4, "max": 8})["B"]
+    assert _constraints(shape, "QUJD") == ("QUJD", [])
+    assert _constraints(shape, "QUJ") == ("QUJ", ["Member must have length greater than or equal to 4",
+                                                  "Member must be valid base64"])
+    assert _constraints(shape, "QUJDRA==A") == ("QUJDRA==A", ["Member must have length less than or equal to 8",
+                                                              "Member must be valid base64"])
+    assert _constraints(shape, b"QUJD") == (b"QUJD", ["Member must be of type blob"])
+
+
+def test_timestamps_booleans_and_unmodeled_types():
+    shapes = _shapes(T={"type": "timestamp"}, B={"type": "boolean"}, C={"type": "character"})
+    for ok in (1700000000, 1700000000.5, "2023-11-14T22:13:20Z"):
+        assert _constraints(shapes["T"], ok) == (ok, [])
+    assert _constraints(shapes["T"], True) == (True, ["Member must be of type timestamp"])
+    assert _constraints(shapes["B"], False) == (False, [])
+    assert _constraints(shapes["B"], "true") == ("true", ["Member must be of type boolean"])
+    assert _constraints(shapes["C"], {"any": ["thing"]}) == ({"any": ["thing"]}, [])
+
+
+def test_recursive_structures_are_checked_at_every_depth():
+    shape = _shapes(
+        Node={"type": "structure", "required": ["Name"],
+              "members": {"Name": {"shape": "Name"}, "Children": {"shape": "Nodes"}}},
+        Nodes={"type": "list", "member": {"shape": "Node"}, "max": 2},
+        Name={"type": "string", "min": 1},
+    )["Node"]
+    tree = {"Name": "a", "Children": [{"Name": "b", "Children": [{"Name": "", "X": 1}, {}]}], "Y": 2}
+    cleaned, broken = _constraints(shape, tree)
+    assert cleaned == {"Name": "a", "Children": [{"Name": "b", "Children": [{"Name": ""}, {}]}]}
+    from signalite.aws.wire import _checker, _Problems
+
+    problems = _Problems([])
+    _checker(shape)(tree, None, problems)
+    assert problems.items == [
+        "Value '' at 'children.1.member.children.1.member.name' failed to satisfy constraint: "
+        "Member must have length greater than or equal to 1",
+        "Value null at 'children.1.member.children.2.member.name' failed to satisfy constraint: "
+        "Member must not be null",
+    ]
+
+
+def test_a_checker_is_built_once_per_shape(wire):
+    from signalite.aws.wire import _checker, _cleaner
+
+    _, model = op(wire, "/getSignalingChannelEndpoint")
+    assert _checker(model.input_shape) is _checker(model.input_shape)
+    assert _cleaner(model.output_shape) is _cleaner(model.output_shape)
+
+
+def test_get_signaling_channel_endpoint_round_trip(wire):
+    """The hot path: the body boto3 sends, and the answer, exactly."""
+    arn = "arn:aws:kinesisvideo:us-west-2:123412341234:channel/demo/1700000000000"
+    assert parse(wire, "/getSignalingChannelEndpoint", {
+        "ChannelARN": arn, "SingleMasterChannelEndpointConfiguration": {"Protocols": ["WSS", "HTTPS"], "Role": "MASTER"},
+    }) == {"ChannelARN": arn, "SingleMasterChannelEndpointConfiguration": {"Protocols": ["WSS", "HTTPS"], "Role": "MASTER"}}
+    assert problems(wire, "/getSignalingChannelEndpoint", {
+        "ChannelARN": arn, "SingleMasterChannelEndpointConfiguration": {"Protocols": [], "Role": "BOSS"},
+    }) == ("2 validation errors detected: Value '[]' at 'singleMasterChannelEndpointConfiguration.protocols' "
+           "failed to satisfy constraint: Member must have length greater than or equal to 1; "
+           "Value 'BOSS' at 'singleMasterChannelEndpointConfiguration.role' failed to satisfy constraint: "
+           "Member must satisfy enum value set: [MASTER, VIEWER]")
+    svc, model = op(wire, "/getSignalingChannelEndpoint")
+    assert svc.serialize(model, {"ResourceEndpointList": [{"Protocol": "WSS", "ResourceEndpoint": "wss://h", "X": 1}]}) \
+        == b'{"ResourceEndpointList":[{"Protocol":"WSS","ResourceEndpoint":"wss://h"}]}'
