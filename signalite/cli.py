@@ -67,15 +67,16 @@ async def _serve(settings: Settings) -> None:
     except ConfigError:  # e.g. coturn or the STUN responder could not start
         await runner.cleanup()
         raise
-    sites = [web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(tls), reuse_address=True)]
+    sites = [(web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(tls),
+                          reuse_address=True), settings.port)]
     if settings.http_port:
-        sites.append(web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True))
-    for site in sites:
+        sites.append((web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True), settings.http_port))
+    for site, port in sites:
         try:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
-            raise ConfigError(_listen_error(site.name, exc)) from None
+            raise ConfigError(_listen_error(settings.host, port, exc)) from None
     (settings.data_dir / ENDPOINT_FILE).write_text(json.dumps({
         "url": settings.advertised_url,
         "ca": str(tls.ca.resolve()) if tls.ca else None,
@@ -92,11 +93,11 @@ async def _serve(settings: Settings) -> None:
     await runner.cleanup()
 
 
-def _listen_error(where: str, exc: OSError) -> str:
-    message = f"signalite: cannot listen on {where}: {exc.strerror or exc}"
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    message = f"signalite: cannot listen on TCP {host}:{port}: {exc.strerror or exc}"
     if exc.errno == errno.EACCES:
         message += ("; ports below 1024 need root or CAP_NET_BIND_SERVICE (see \"Port 443\" in "
-                    "docs/devices.md: setcap, a systemd socket or a port redirect)")
+                    "docs/devices.md: setcap, a systemd unit with AmbientCapabilities, or a port redirect)")
     return message
 
 

@@ -94,9 +94,13 @@ def setup(app: "web.Application", services: "Services") -> None:
                 try:
                     stun_transport, _ = await start_responder(settings.host, port)
                 except OSError as exc:
-                    if settings.stun_port is not None or exc.errno != errno.EADDRINUSE:
+                    why = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # uvloop wraps the bind error
+                    if settings.stun_port is not None or why.errno != errno.EADDRINUSE:
+                        hint = (" (ports below 1024 need root or CAP_NET_BIND_SERVICE: see \"Port 443\" in "
+                                "docs/devices.md)" if why.errno == errno.EACCES else "")
                         raise ConfigError(f"signalite: the STUN responder cannot listen on UDP "
-                                          f"{settings.host}:{port}: {exc.strerror}; choose another --stun-port") from None
+                                          f"{settings.host}:{port}: {why.strerror or why}{hint}; "
+                                          f"choose another --stun-port") from None
                     log.warning("UDP port %d is in use; the STUN responder takes a free port instead", port)
                     stun_transport, _ = await start_responder(settings.host, 0)
                 bound = stun_transport.get_extra_info("sockname")[1]

@@ -212,7 +212,7 @@ def test_a_port_in_use_is_reported_without_a_traceback(tmp_path):
                                str(taken.getsockname()[1])], env=_clean_env(), capture_output=True, text=True,
                               timeout=60)
     assert proc.returncode == 1, proc.stderr
-    assert "signalite: cannot listen on https://127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
+    assert "signalite: cannot listen on TCP 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_admin_without_a_server_or_key_says_why(tmp_path):

@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 
+import shutil
+
 import pytest
 
 from tests.support.netns import in_netns, needs_netns, run_pytest_in_netns
@@ -27,9 +29,11 @@ PORTLESS = "https://127.0.0.1"
 @needs_netns
 @pytest.mark.netns
 def test_a_server_on_port_443_advertises_and_is_operated_without_a_port():
-    r = run_pytest_in_netns(f"{__file__}::test_inside_netns_port_443", timeout=240)
+    r = run_pytest_in_netns(f"{__file__}::test_inside_netns_port_443",
+                            f"{__file__}::test_inside_netns_without_the_capability_port_443_is_refused_clearly",
+                            timeout=240)
     assert r.ok, r
-    assert "1 passed" in r.output, r
+    assert "3 passed" in r.output, r
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -81,3 +85,20 @@ async def test_inside_netns_port_443(tmp_path):
         await master.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("stun", [[], ["--stun-port", "3479"]])
+def test_inside_netns_without_the_capability_port_443_is_refused_clearly(tmp_path, stun):
+    if not in_netns():
+        pytest.skip("runs inside `unshare -n` (see test_a_server_on_port_443_advertises_and_is_operated_without_a_port)")
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs util-linux setpriv to drop CAP_NET_BIND_SERVICE")
+    # Root without CAP_NET_BIND_SERVICE binds low ports no more than an ordinary user does.
+    drop = ["setpriv", "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service"]
+    proc = subprocess.run([*drop, sys.executable, "-m", "signalite", "serve", "--data-dir", str(tmp_path / "d"),
+                           "--port", "443", *stun], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIGNALITE_"))})
+    assert proc.returncode == 1, proc.stderr
+    where = "UDP 127.0.0.1:443" if not stun else "TCP 127.0.0.1:443"
+    assert where in proc.stderr and "CAP_NET_BIND_SERVICE" in proc.stderr and '"Port 443" in docs/devices.md' in proc.stderr
+    assert "Traceback" not in proc.stderr
