@@ -1,88 +1,156 @@
 """Admin sub-commands (``signalite admin …``): operate a running server.
 
-``signalite admin go-away --channel-arn ARN [--reconnect-ice-server] [--data-dir D]`` sends GO_AWAY
-(the server closes the sockets after the grace period) or RECONNECT_ICE_SERVER to the clients of a
-channel. The command finds the server and its CA in the data directory (``endpoint.json``, written
-at start) and signs its request with SigV4 using the root key (``SIGNALITE_ACCESS_KEY_ID`` /
-``SIGNALITE_SECRET_ACCESS_KEY``, else ``credentials.json`` in the data directory); the server
-accepts only the root key on its admin API.
+Each command finds the server and its CA in the data directory (``endpoint.json``, written at
+start; ``--url`` overrides) and sends one SigV4-signed JSON request with the root key
+(``SIGNALITE_ACCESS_KEY_ID`` / ``SIGNALITE_SECRET_ACCESS_KEY``, else ``credentials.json`` in the
+data directory); the server accepts only the root key on its admin API. :class:`AdminClient` is
+that request, shared by every command: it signs exactly the ``Host`` header it sends, and sends
+URLs without the scheme's default port, so a server on 443 is reached as ``https://host``.
+
+Failures raise :class:`CliError`; ``cli.main`` prints the message and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import ssl
-import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from .config import add_arguments, settings_from, without_default_port
 
 ADMIN_PATH = "/_signalite/admin/signaling"
+ENDPOINT_FILE = "endpoint.json"
+"""Written by ``signalite serve`` into the data directory: ``{"url", "ca", "http_port"}``."""
+DEFAULT_REGION = "us-west-2"
+
+GO_AWAY_DESCRIPTION = """\
+Send GO_AWAY to every client of a channel (the server then closes their sockets after
+--go-away-grace), or with --reconnect-ice-server send RECONNECT_ICE_SERVER (the sockets stay
+open). This command always sends the frame it names, whatever --go-away-frames says.
+
+Who hangs on these frames: the KVS WebRTC C SDK (v1.14.0 and earlier) deadlocks on either
+GO_AWAY or RECONNECT_ICE_SERVER: its listener thread stops, it answers no more pings, never
+reconnects and ignores SIGINT (only kill -9 ends it). The KVS WebRTC SDK for JavaScript only
+handles GO_AWAY in its releases since late 2025; older ones ignore the frame and reconnect when
+the socket closes. To move C SDK devices, end their connections without a frame instead (a
+server-initiated end closes with 1001 and no frame unless --go-away-frames is on)."""
+
+
+class CliError(Exception):
+    """A command that could not do what it was asked (no server, no key, an error answer). The
+    message says why; ``cli.main`` prints it without a traceback and exits with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` (the same option as ``serve``'s, with its ``SIGNALITE_DATA_DIR``) and ``--url``:
+    how every admin command finds the server."""
+    add_arguments(parser, "data_dir")
+    parser.add_argument("--url", default=None,
+                        help="server base URL (default: the url in DATA_DIR/endpoint.json)")
 
 
 def add_admin_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     admin = sub.add_parser("admin", help="operate a running server")
     commands = admin.add_subparsers(dest="admin_command", required=True)
-    go_away = commands.add_parser("go-away", help="send GO_AWAY (or RECONNECT_ICE_SERVER) to a channel's clients")
+    go_away = commands.add_parser(
+        "go-away", help="send GO_AWAY (or RECONNECT_ICE_SERVER) to a channel's clients; the KVS C SDK "
+                        "v1.14.0 and earlier hangs on either",
+        description=GO_AWAY_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     go_away.add_argument("--channel-arn", required=True, help="the signaling channel")
     go_away.add_argument("--reconnect-ice-server", action="store_true",
                          help="send RECONNECT_ICE_SERVER instead of GO_AWAY (sockets stay open)")
-    go_away.add_argument("--data-dir", type=Path, default=None,
-                         help="the server's data directory (default $SIGNALITE_DATA_DIR or ./.signalite)")
-    go_away.add_argument("--url", default=None, help="server base URL (default: from the data directory)")
+    add_target_arguments(go_away)
     go_away.set_defaults(func=cmd_go_away)
 
 
-def _root_key(data_dir: Path) -> tuple[str, str]:
-    key, secret = os.environ.get("SIGNALITE_ACCESS_KEY_ID"), os.environ.get("SIGNALITE_SECRET_ACCESS_KEY")
-    if key and secret:
-        return key, secret
+def sign_request(method: str, url: str, body: bytes, access_key_id: str, secret_access_key: str,
+                 region: str, service: str = "kinesisvideo") -> urllib.request.Request:
+    """A urllib request for ``url`` signed with SigV4, whose ``Host`` header is set before signing,
+    so the host that is signed is byte for byte the host that is sent (botocore would otherwise
+    sign the URL's host less a default port while urllib sends the port it was given)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    host = urlsplit(url).netloc
+    req = AWSRequest(method=method, url=url, data=body,
+                     headers={"Host": host, "Content-Type": "application/json"})
+    SigV4Auth(Credentials(access_key_id, secret_access_key), service, region).add_auth(req)
+    prepared = req.prepare()
+    return urllib.request.Request(url, data=body or None, method=method,
+                                  headers=dict(prepared.headers.items()))
+
+
+def _root_key(data_dir: Path, access_key_id: str | None, secret_access_key: str | None) -> tuple[str, str]:
+    if access_key_id and secret_access_key:
+        return access_key_id, secret_access_key
     path = data_dir / "credentials.json"
     if path.exists():
         saved = json.loads(path.read_text())
         if saved.get("access_key_id") and saved.get("secret_access_key"):
             return saved["access_key_id"], saved["secret_access_key"]
-    raise SystemExit(f"signalite admin: no root key: set SIGNALITE_ACCESS_KEY_ID/SIGNALITE_SECRET_ACCESS_KEY "
-                     f"or use the --data-dir of the server ({path} not found)")
+    raise CliError(f"signalite admin: no root key: set SIGNALITE_ACCESS_KEY_ID/SIGNALITE_SECRET_ACCESS_KEY "
+                   f"or use the --data-dir of the server ({path} not found)")
+
+
+@dataclass(frozen=True)
+class AdminClient:
+    """Where the server is and how to sign for it; :meth:`call` sends one admin request."""
+
+    url: str
+    """Base URL, without the scheme's default port."""
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    ca: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "AdminClient":
+        """From ``--url`` / ``--data-dir`` (see :func:`add_target_arguments`) and the root key, all
+        resolved through :mod:`signalite.config` (flags over ``SIGNALITE_*`` over defaults)."""
+        settings = settings_from(args)
+        saved_path = settings.data_dir / ENDPOINT_FILE
+        saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+        url = args.url or saved.get("url")
+        if not url:
+            raise CliError("signalite admin: no server URL: pass --url or the --data-dir of a running server")
+        key, secret = _root_key(settings.data_dir, settings.access_key_id, settings.secret_access_key)
+        return cls(without_default_port(url), key, secret, saved.get("ca"))
+
+    def call(self, path: str, payload: Mapping[str, Any], *, region: str = DEFAULT_REGION,
+             method: str = "POST") -> Any:
+        """Send ``payload`` as JSON to ``path``, signed for ``region``; the decoded JSON answer."""
+        body = json.dumps(payload).encode()
+        request = sign_request(method, self.url + path, body, self.access_key_id, self.secret_access_key, region)
+        context = None
+        if self.url.startswith("https://"):
+            context = ssl.create_default_context(cafile=self.ca) if self.ca else ssl.create_default_context()
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as resp:
+                answer = resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            raise CliError(f"signalite admin: {exc.code} {exc.read().decode(errors='replace')}") from None
+        except urllib.error.URLError as exc:
+            raise CliError(f"signalite admin: cannot reach {self.url}: {exc.reason}") from None
+        return json.loads(answer) if answer else None
 
 
 def cmd_go_away(args: argparse.Namespace) -> int:
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
     from .aws import arn as arns
 
-    data_dir = args.data_dir or Path(os.environ.get("SIGNALITE_DATA_DIR", ".signalite"))
-    saved_path = data_dir / "endpoint.json"
-    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-    url = (args.url or saved.get("url") or "").rstrip("/")
-    if not url:
-        raise SystemExit("signalite admin: no server URL: pass --url or the --data-dir of a running server")
+    client = AdminClient.from_args(args)
     parsed = arns.parse(args.channel_arn)
-    region = parsed.region if parsed else "us-west-2"
-    key, secret = _root_key(data_dir)
-    body = json.dumps({"ChannelARN": args.channel_arn,
-                       "Type": "RECONNECT_ICE_SERVER" if args.reconnect_ice_server else "GO_AWAY"})
-    req = AWSRequest(method="POST", url=url + ADMIN_PATH, data=body.encode(),
-                     headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(key, secret), "kinesisvideo", region).add_auth(req)
-    prepared = req.prepare()
-    http_req = urllib.request.Request(prepared.url, data=prepared.body, method="POST",
-                                      headers=dict(prepared.headers.items()))
-    context = None
-    if url.startswith("https://"):
-        ca = saved.get("ca")
-        context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
-    try:
-        with urllib.request.urlopen(http_req, context=context, timeout=10) as resp:
-            print(resp.read().decode())
-            return 0
-    except urllib.error.HTTPError as exc:
-        print(f"signalite admin: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(f"signalite admin: cannot reach {url}: {exc.reason}", file=sys.stderr)
-        return 1
+    answer = client.call(ADMIN_PATH, {"ChannelARN": args.channel_arn,
+                                      "Type": "RECONNECT_ICE_SERVER" if args.reconnect_ice_server else "GO_AWAY"},
+                         region=parsed.region if parsed else DEFAULT_REGION)
+    print(json.dumps(answer))
+    return 0

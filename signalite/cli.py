@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import shlex
@@ -11,21 +12,23 @@ import signal
 import sys
 
 from . import __version__
+from .admin import ENDPOINT_FILE, CliError, add_admin_commands
 from .aws.keys import RootCredentials, load_root_credentials
-from .config import Settings, add_serve_arguments, settings_from
-from .tls import TlsFiles, ensure_local_tls, server_context
+from .config import ConfigError, Settings, add_serve_arguments, settings_from, without_default_port
+from .tls import TlsFiles, ensure_local_ca, ensure_local_tls, server_context
 
 log = logging.getLogger("signalite")
-ENDPOINT_FILE = "endpoint.json"
 
 
 def _tls_files(settings: Settings) -> TlsFiles:
     if settings.tls_cert and settings.tls_key:
+        if settings.tls_san:
+            log.warning("--tls-san only applies to the generated certificate; %s is used as given",
+                        settings.tls_cert)
         return TlsFiles(settings.tls_cert, settings.tls_key, None)
     if settings.tls_cert or settings.tls_key:
-        raise SystemExit("signalite: --tls-cert and --tls-key go together")
-    hosts = [h for h in (settings.host, settings.advertised_host) if h not in ("0.0.0.0", "::", "")]
-    return ensure_local_tls(settings.data_dir, hosts)
+        raise ConfigError("signalite: --tls-cert and --tls-key go together")
+    return ensure_local_tls(settings.data_dir, [settings.host, settings.advertised_host, *settings.tls_san])
 
 
 def _root(settings: Settings) -> RootCredentials:
@@ -54,18 +57,26 @@ async def _serve(settings: Settings) -> None:
     try:
         app = build_app(settings, root)
     except ValueError as exc:  # a malformed --store/--bus URL: say which, no traceback
-        raise SystemExit(f"signalite: {exc}") from None
+        raise ConfigError(f"signalite: {exc}") from None
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     try:
         await runner.setup()
     except ConnectionError as exc:  # store (or bus) unreachable at start-up: fail fast and say why
         await runner.cleanup()
-        raise SystemExit(f"signalite: {exc}") from None
-    sites = [web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(tls), reuse_address=True)]
+        raise ConfigError(f"signalite: {exc}") from None
+    except ConfigError:  # e.g. coturn or the STUN responder could not start
+        await runner.cleanup()
+        raise
+    sites = [(web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(tls),
+                          reuse_address=True), settings.port)]
     if settings.http_port:
-        sites.append(web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True))
-    for site in sites:
-        await site.start()
+        sites.append((web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True), settings.http_port))
+    for site, port in sites:
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(_listen_error(settings.host, port, exc)) from None
     (settings.data_dir / ENDPOINT_FILE).write_text(json.dumps({
         "url": settings.advertised_url,
         "ca": str(tls.ca.resolve()) if tls.ca else None,
@@ -83,6 +94,14 @@ async def _serve(settings: Settings) -> None:
 
     await drain(app)
     await runner.cleanup()
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    message = f"signalite: cannot listen on TCP {host}:{port}: {exc.strerror or exc}"
+    if exc.errno == errno.EACCES:
+        message += ("; ports below 1024 need root or CAP_NET_BIND_SERVICE (see \"Port 443\" in "
+                    "docs/devices.md: setcap, a systemd unit with AmbientCapabilities, or a port redirect)")
+    return message
 
 
 def _run(coro: object) -> None:
@@ -107,11 +126,11 @@ def cmd_env(args: argparse.Namespace) -> int:
     root = _root(settings)
     saved = settings.data_dir / ENDPOINT_FILE
     url, ca = settings.advertised_url, None
-    if saved.exists() and not (args.port or args.public_url or args.host):
+    if saved.exists() and not {"port", "public_url", "host"} & vars(args).keys():
         data = json.loads(saved.read_text())
-        url, ca = data.get("url", url), data.get("ca")
+        url, ca = without_default_port(data.get("url") or url), data.get("ca")
     if ca is None and not settings.tls_cert:
-        ca = str(_tls_files(settings).ca.resolve())  # type: ignore[union-attr]
+        ca = str(ensure_local_ca(settings.data_dir).resolve())
     exports = {
         "AWS_ENDPOINT_URL_KINESIS_VIDEO": url,
         "AWS_ACCESS_KEY_ID": root.access_key_id,
@@ -138,15 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(env)
     env.add_argument("--region", default=None, help="region to export (default us-west-2)")
     env.set_defaults(func=cmd_env)
-    from .admin import add_admin_commands  # noqa: PLC0415
-
     add_admin_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A configuration the server cannot run with (:class:`ConfigError`) or an
+    admin command that failed (:class:`CliError`) is reported as its message on stderr with exit
+    status 1, without a traceback; this is the only place that turns errors into exit codes."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except CliError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

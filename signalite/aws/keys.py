@@ -7,12 +7,12 @@ printed once, on the start that created it; later starts read it back silently.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import write_private
 from .sigv4 import SigningKey
 
 _KEY_ALPHABET = string.ascii_uppercase + "234567"
@@ -56,12 +56,7 @@ def load_root_credentials(data_dir: Path, access_key_id: str | None = None,
 
 def _write(path: Path, data: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(data, indent=2))
 
 
 class KeyRing:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from aiohttp import web
 
+from ..config import ConfigError
 from ..context import CLOCK, ICE, SETTINGS
 from . import alexa, ice
 from .coturn import INSTALL_HINT, Coturn, CoturnUnavailable, find_turnserver, load_or_create_secret
@@ -38,20 +39,21 @@ def _tls_files(settings: "Settings") -> tuple[Path, Path] | None:
 
 
 def check_ice_settings(settings: "Settings") -> None:
-    """Refuse a configuration that could only fail later, with a message that says what to do."""
+    """Refuse a configuration that could only fail later, with a message that says what to do
+    (:class:`ConfigError`, which ``signalite serve`` reports without a traceback)."""
     if not MIN_TTL <= settings.turn_ttl <= MAX_TTL:
-        raise SystemExit(f"signalite: --turn-ttl must be between {MIN_TTL} and {MAX_TTL} seconds "
-                         f"(the KVS C SDK needs more than 30), not {settings.turn_ttl}")
+        raise ConfigError(f"signalite: --turn-ttl must be between {MIN_TTL} and {MAX_TTL} seconds "
+                          f"(the KVS C SDK needs more than 30), not {settings.turn_ttl}")
     if settings.turn_uris and not settings.turn_secret:
-        raise SystemExit("signalite: --turn-uri needs --turn-secret, the static-auth-secret of the TURN "
-                         "server(s) (coturn --use-auth-secret)")
+        raise ConfigError("signalite: --turn-uri needs --turn-secret, the static-auth-secret of the TURN "
+                          "server(s) (coturn --use-auth-secret)")
     try:
         group_uris(settings.turn_uris, settings.turn_secret)
     except ValueError as exc:
-        raise SystemExit(f"signalite: --turn-uri: {exc}") from None
+        raise ConfigError(f"signalite: --turn-uri: {exc}") from None
     if settings.run_turn and find_turnserver(settings.turnserver) is None:
         where = f"{settings.turnserver} is not an executable" if settings.turnserver else "it is not installed"
-        raise SystemExit(f"signalite: --turn needs coturn's turnserver, but {where}; {INSTALL_HINT}")
+        raise ConfigError(f"signalite: --turn needs coturn's turnserver, but {where}; {INSTALL_HINT}")
 
 
 def setup(app: web.Application) -> None:
@@ -77,7 +79,7 @@ def setup(app: web.Application) -> None:
                     await coturn.start()
                 except CoturnUnavailable as exc:
                     coturn = None
-                    raise SystemExit(f"signalite: --turn: {exc}") from None
+                    raise ConfigError(f"signalite: --turn: {exc}") from None
                 host = _uri_host(settings.advertised_host)
                 base = f"{host}:{settings.turn_port}"
                 uris = [f"turn:{base}?transport=udp", f"turn:{base}?transport=tcp"]
@@ -93,9 +95,13 @@ def setup(app: web.Application) -> None:
                 try:
                     stun_transport, _ = await start_responder(settings.host, port)
                 except OSError as exc:
-                    if settings.stun_port is not None or exc.errno != errno.EADDRINUSE:
-                        raise SystemExit(f"signalite: the STUN responder cannot listen on UDP "
-                                         f"{settings.host}:{port}: {exc.strerror}; choose another --stun-port") from None
+                    why = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # uvloop wraps the bind error
+                    if settings.stun_port is not None or why.errno != errno.EADDRINUSE:
+                        hint = (" (ports below 1024 need root or CAP_NET_BIND_SERVICE: see \"Port 443\" in "
+                                "docs/devices.md)" if why.errno == errno.EACCES else "")
+                        raise ConfigError(f"signalite: the STUN responder cannot listen on UDP "
+                                          f"{settings.host}:{port}: {why.strerror or why}{hint}; "
+                                          f"choose another --stun-port") from None
                     log.warning("UDP port %d is in use; the STUN responder takes a free port instead", port)
                     stun_transport, _ = await start_responder(settings.host, 0)
                 bound = stun_transport.get_extra_info("sockname")[1]

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import write_private
 from .stun import binding_request
 
 log = logging.getLogger("signalite.turn")
@@ -67,9 +68,7 @@ def load_or_create_secret(directory: Path) -> str:
         if value:
             return value
     value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
+    write_private(path, value + "\n")
     return value
 
 
@@ -139,10 +138,8 @@ class Coturn:
     def write_config(self) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / "turnserver.conf"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write("# written by signalite serve --turn; rewritten on every start\n")
-            f.write("\n".join(self.config_lines()) + "\n")
+        write_private(path, "# written by signalite serve --turn; rewritten on every start\n"
+                      + "\n".join(self.config_lines()) + "\n")
         return path
 
     async def _spawn(self) -> None:

@@ -1,12 +1,14 @@
 """The interface contract of design.md, as a newcomer meets it: ``signalite serve`` with generated
 credentials and certificates, ``eval "$(signalite env)"`` making boto3, the AWS CLI and JS SDK v3
-work with no code change, graceful shutdown, and the TLS/endpoint flags."""
+work with no code change, graceful shutdown, the TLS/endpoint flags, ``--help`` and the way a
+bad configuration is reported."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -14,7 +16,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.support.server import free_port
+import pytest
+
+from signalite.config import OPTIONS
+from tests.support.server import ACCESS_KEY, SECRET_KEY, free_port
+from tests.support.signaling import connect
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -144,3 +150,83 @@ def test_public_url_and_own_certificate(tmp_path, server):
     finally:
         code, out = _stop(proc)
     assert code == 0, out
+
+
+def test_public_url_with_a_default_port_is_advertised_as_given_without_it(make_server):
+    server = make_server("--public-url", "https://localhost:443/kvs/")
+    kv = server.boto()
+    arn = kv.create_signaling_channel(ChannelName="portless")["ChannelARN"]
+    eps = kv.get_signaling_channel_endpoint(
+        ChannelARN=arn, SingleMasterChannelEndpointConfiguration={"Protocols": ["WSS", "HTTPS"], "Role": "MASTER"})
+    assert {e["Protocol"]: e["ResourceEndpoint"] for e in eps["ResourceEndpointList"]} == {
+        "WSS": "wss://localhost/kvs", "HTTPS": "https://localhost/kvs"}
+    assert json.loads((server.data_dir / "endpoint.json").read_text())["url"] == "https://localhost/kvs"
+    keys = _clean_env(SIGNALITE_ACCESS_KEY_ID=ACCESS_KEY, SIGNALITE_SECRET_ACCESS_KEY=SECRET_KEY)
+    for extra in ([], ["--public-url", "https://localhost:443/kvs"]):
+        out = subprocess.run([sys.executable, "-m", "signalite", "env", "--data-dir", str(server.data_dir), *extra],
+                             env=keys, capture_output=True, text=True, check=True).stdout
+        assert "export AWS_ENDPOINT_URL_KINESIS_VIDEO=https://localhost/kvs\n" in out, out
+
+
+async def test_the_wss_endpoint_answers_on_the_path_of_the_public_url(make_server):
+    server = make_server("--public-url", "https://localhost:443/kvs")
+    arn = server.boto().create_signaling_channel(ChannelName="on-the-path")["ChannelARN"]
+    master = await connect(server, arn, base=f"{server.url}/kvs")
+    viewer = await connect(server, arn, "v", base=f"{server.url}/kvs")
+    await viewer.send("SDP_OFFER", "b2ZmZXI=")
+    assert (await master.recv())["messagePayload"] == "b2ZmZXI="
+    for peer in (master, viewer):
+        await peer.close()
+
+
+def test_serve_help_lists_every_option_with_its_variable_and_default():
+    out = subprocess.run([sys.executable, "-m", "signalite", "serve", "--help"], env=_clean_env(),
+                         capture_output=True, text=True, check=True).stdout
+    text = " ".join(out.split())
+    for option in OPTIONS:
+        assert option.env in text and (option.flag is None or f"{option.flag} " in text), option
+    assert text.count("(default: ") == len(OPTIONS)
+    assert "--go-away-frames, --no-go-away-frames" in text and "--tls-san NAME[,NAME...]" in text
+
+
+@pytest.mark.parametrize("env, args, message", [
+    ({"SIGNALITE_PORT": "abc"}, [], "signalite: SIGNALITE_PORT: 'abc' is not an integer"),
+    ({"SIGNALITE_ACCOUNT_ID": "123"}, [], "signalite: SIGNALITE_ACCOUNT_ID: must be exactly 12 digits"),
+    ({"SIGNALITE_PUBLIC_URL": "kvs.example"}, [], "signalite: SIGNALITE_PUBLIC_URL: 'kvs.example' is not an https://"),
+    ({"SIGNALITE_GO_AWAY_FRAMES": "sometimes"}, [], "SIGNALITE_GO_AWAY_FRAMES: 'sometimes' is not a boolean"),
+    ({}, ["--tls-cert", "cert.pem"], "signalite: --tls-cert and --tls-key go together"),
+])
+def test_a_bad_configuration_is_one_line_on_stderr_and_exit_1(tmp_path, env, args, message):
+    port = [] if "SIGNALITE_PORT" in env else ["--port", str(free_port())]  # a flag would win over the variable
+    proc = subprocess.run([sys.executable, "-m", "signalite", "serve", "--data-dir", str(tmp_path), *port, *args],
+                          env=_clean_env(**env), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_port_in_use_is_reported_without_a_traceback(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = subprocess.run([sys.executable, "-m", "signalite", "serve", "--data-dir", str(tmp_path), "--port",
+                               str(taken.getsockname()[1])], env=_clean_env(), capture_output=True, text=True,
+                              timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "signalite: cannot listen on TCP 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_admin_without_a_server_or_key_says_why(tmp_path):
+    admin = [sys.executable, "-m", "signalite", "admin", "go-away", "--channel-arn",
+             "arn:aws:kinesisvideo:us-west-2:111122223333:channel/none/1700000000000"]
+    no_url = subprocess.run([*admin, "--data-dir", str(tmp_path)], env=_clean_env(), capture_output=True, text=True,
+                            timeout=60)
+    assert no_url.returncode == 1 and "no server URL" in no_url.stderr and "Traceback" not in no_url.stderr
+    no_key = subprocess.run([*admin, "--data-dir", str(tmp_path), "--url", "https://127.0.0.1"], env=_clean_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert no_key.returncode == 1 and "no root key" in no_key.stderr and "Traceback" not in no_key.stderr
+    unreachable = subprocess.run(
+        [*admin, "--url", f"https://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60,
+        env=_clean_env(SIGNALITE_DATA_DIR=str(tmp_path), SIGNALITE_ACCESS_KEY_ID="AKID",
+                       SIGNALITE_SECRET_ACCESS_KEY="s"))
+    assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
