@@ -11,8 +11,6 @@ When one starts to pass, remove its marker.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Iterator
 
 import pytest
@@ -20,12 +18,9 @@ import pytest
 from signalite.bus.redis import parse_url as parse_bus_url
 from tests.integration.pg import postgres_proxy, postgres_schemas, postgres_url  # noqa: F401 - fixtures
 from tests.integration.redis_support import redis_prefixes, redis_proxy, redis_url, via  # noqa: F401 - fixtures
-from tests.support.server import Server, free_port
+from tests.support.server import Server, refused_port
 from tests.support.signaling import connect
-
-PROBE_ATTEMPTS = 200
-
-
+from tests.support.wait import eventually, eventually_async
 
 
 class Cluster:
@@ -48,12 +43,11 @@ class Cluster:
             await client.aclose()
 
     async def wait_subscribers(self, arn: str, count: int) -> None:
-        """Until ``count`` nodes listen on the channel's topic (bounded attempts, not a timing)."""
-        for _ in range(PROBE_ATTEMPTS):
-            if await self.subscribers(arn) >= count:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"{count} nodes never subscribed to {arn}")
+        """Until ``count`` nodes listen on the channel's topic (Redis answers; nothing is timed)."""
+        async def enough() -> bool:
+            return await self.subscribers(arn) >= count
+
+        await eventually_async(enough, what=f"{count} nodes subscribing to {arn}", interval=0.02)
 
 
 @pytest.fixture
@@ -127,10 +121,11 @@ async def test_deleting_a_channel_on_one_node_closes_its_sockets_on_the_other(cl
 
 
 def test_serve_fails_fast_with_a_clear_message_when_redis_is_unreachable(tmp_path, redis_prefixes):
-    bus = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"
-    server = Server(data_dir=tmp_path / "srv", port=free_port(), http_port=free_port(), args=["--bus", bus])
-    with pytest.raises(RuntimeError, match="server exited with 1"):
-        server.start()
+    with refused_port() as closed:
+        bus = f"redis://user:hunter2@127.0.0.1:{closed}/0"
+        server = Server(data_dir=tmp_path / "srv", args=["--bus", bus])
+        with pytest.raises(RuntimeError, match="server exited with 1"):
+            server.start()
     log = server.log()
     assert "signalite: cannot connect to the Redis bus redis://user:***@127.0.0.1:" in log
     assert "hunter2" not in log and "Traceback" not in log
@@ -144,12 +139,8 @@ def test_ready_answers_503_while_redis_is_unreachable_and_recovers(make_server, 
     assert status == 503
     assert body["store"] == "ok" and body["bus"].startswith("error: Redis")
     redis_proxy.start()
-    for _ in range(PROBE_ATTEMPTS):  # the connections come back on next use
-        status, body = server.ready()
-        if status == 200:
-            break
-        time.sleep(0.05)
-    assert status == 200, body
+    eventually(lambda: server.ready()[0] == 200,  # the connections come back on next use
+               what=lambda: f"/ready recovering (now {server.ready()})")
 
 
 # --- what a cluster does not do yet (presence and shared retention) ----------------------------

@@ -14,8 +14,8 @@ from aioice import stun
 from aioice.ice import StunProtocol
 
 from tests.e2e.test_ice import https_endpoint
-from tests.support.server import free_port
 from tests.support.coturn import stun_address
+from tests.support.server import PICK_PORT
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_busy_stun_port_fails_clearly(tmp_path):
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALITE_")}
         proc = subprocess.run([sys.executable, "-m", "signalite", "serve", "--data-dir", str(tmp_path),
-                               "--port", str(free_port()), "--stun-port", str(port)],
+                               "--port", "0", "--stun-port", str(port)],
                               capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode != 0
     assert "STUN responder cannot listen" in proc.stderr and "Traceback" not in proc.stderr

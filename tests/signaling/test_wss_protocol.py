@@ -21,6 +21,7 @@ import websockets
 
 from tests.support.server import ACCESS_KEY, SECRET_KEY, Server, running_server
 from tests.support.signaling import b64, connect, handshake_status, presign, ssl_ctx
+from tests.support.wait import eventually_async
 
 
 @pytest.fixture(scope="module")
@@ -314,12 +315,11 @@ async def test_viewers_per_channel_limit(make_server, name):
     master = await connect(s, arn)  # the master is not a viewer
     await viewers[0].close()
     await viewers[0].ws.wait_closed()
-    for _ in range(50):  # the server notices the close asynchronously
-        if await handshake_status(s, presign(s, arn, "v10")) == 101:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        pytest.fail("a freed viewer slot was never reusable")
+
+    async def slot_free() -> bool:  # the server notices the close asynchronously: ask until it has
+        return await handshake_status(s, presign(s, arn, "v10")) == 101
+
+    await eventually_async(slot_free, what="a freed viewer slot being reusable")
     for p in [*viewers[1:], replaced, master]:
         await p.close()
 
@@ -385,6 +385,8 @@ async def test_maximum_connection_duration_sends_go_away_then_closes(short_serve
     peer = await connect(short_server, arn, "busy")
 
     async def keep_busy() -> None:
+        # Pacing, not ordering: activity well inside the 1 s idle timeout, so that the maximum
+        # duration, not idleness, is what ends the connection.
         while True:
             await peer.send("NOT_AN_ACTION", "eA==")  # activity without any answer
             await asyncio.sleep(0.1)
@@ -561,10 +563,8 @@ async def test_a_viewer_that_never_reads_is_closed_as_a_slow_consumer(relaxed_se
     sleepy = await websockets.connect(url, ssl=ssl_ctx(s), max_queue=4, max_size=None, ping_interval=None,
                                       open_timeout=10)
     payload = base64.b64encode(os.urandom(9000)).decode()
-    for i in range(4000):  # ~48 MB for one socket: far beyond kernel buffers plus the 8 MiB backlog
-        await master.send("ICE_CANDIDATE", payload, recipient="sleepy")
-        if i % 200 == 0:
-            await asyncio.sleep(0)  # let the server run (and notice the backlog)
+    for _ in range(4000):  # ~48 MB for one socket: far beyond kernel buffers plus the 8 MiB backlog
+        await master.send("ICE_CANDIDATE", payload, recipient="sleepy")  # waits while the socket is full
     code = None
     try:
         async with asyncio.timeout(30):
