@@ -347,7 +347,8 @@ def test_redis_url_prefix_is_taken_out():
 
 
 async def test_prefixes_isolate_deployments(redis_prefixes):
-    a, b = open_bus(redis_prefixes()), open_bus(redis_prefixes())
+    url_b = redis_prefixes()
+    a, b = open_bus(redis_prefixes()), open_bus(url_b)
     await a.open()
     await b.open()
     try:
@@ -355,7 +356,7 @@ async def test_prefixes_isolate_deployments(redis_prefixes):
         b.subscribe(t, rb)
         await synced(b)
         a.publish(t, env(1))  # same topic, other deployment
-        b2 = open_bus(b._url)  # type: ignore[attr-defined]
+        b2 = open_bus(url_b)  # b's deployment
         await b2.open()
         try:
             b2.subscribe(t, rb2)
