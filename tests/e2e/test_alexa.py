@@ -82,15 +82,38 @@ async def test_two_alexa_calls_get_their_own_answers(server, kv, name):
 
 
 async def test_offline_master_connects_within_the_wait_and_answers(server, kv, name):
+    """The offer goes out while no master is connected, is retained, reaches the master when it
+    connects, and the master's answer still ends the waiting call.
+
+    "While no master is connected" is made observable, not waited for. The server says nothing
+    outside when it retains a message, so the test makes the retention itself tell:
+
+    1. A WebSocket viewer with the Alexa sender's client id (the stand-in) sends a stale offer to
+       the absent master, which the server retains; the answer to the stand-in's marker, sent
+       after it, says the server has handled it.
+    2. The Alexa call's virtual viewer replaces the stand-in (it gets GO_AWAY and is closed), then
+       sends its offer. The GO_AWAY is the event the test waits for: the server sends it and
+       routes the offer in one step, so the offer is in before the master's connect is handled.
+    3. The master connects. A retained offer replaces an older retained offer from the same sender
+       (docs/signaling.md), so if the Alexa offer was retained before the master came, the master
+       gets it and never the stale one; had it come later, the stale one would arrive first. The
+       assertions check exactly that, so the order is proven by what arrives, not assumed.
+    """
     arn = make_channel(kv, name, ttl=20)
     sig = signaling_client(server, kv, arn)
+    stand_in = await connect(server, arn, "alexa-late")
+    await stand_in.send("SDP_OFFER", b64({"type": "offer", "sdp": "stale"}))
+    await stand_in.assert_nothing_before_marker()
     pending = call(sig, arn, "alexa-late")
-    await asyncio.sleep(0.5)  # ordering only: the offer goes out while no master is connected
+    assert await stand_in.recv(timeout=30) == {"messageType": "GO_AWAY"}  # replaced by the Alexa call
+    code, reason = await stand_in.closed()
+    assert (code, reason) == (1000, "replaced by a newer connection")
     assert not pending.done()
     master = await connect(server, arn)
     try:
-        frame = await next_offer(master)  # retained for the TTL, delivered on connect
-        assert frame["messagePayload"] == OFFER and frame["senderClientId"] == "alexa-late"
+        frame = await master.recv()  # retained for the TTL, delivered on connect, in place of the stale one
+        assert frame == {"messageType": "SDP_OFFER", "messagePayload": OFFER, "senderClientId": "alexa-late"}
+        await master.assert_nothing_before_marker()  # and the stale offer is gone, not merely later
         await master.send("SDP_ANSWER", ANSWER, recipient="alexa-late")
         assert (await pending)["Answer"] == ANSWER
     finally:

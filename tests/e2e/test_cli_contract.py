@@ -12,14 +12,13 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from signalite.config import OPTIONS
-from tests.support.server import ACCESS_KEY, SECRET_KEY, free_port
+from tests.support.server import ACCESS_KEY, SECRET_KEY, TLS_PORT, Server, free_port
 from tests.support.signaling import connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,28 +31,15 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _start(data_dir: Path, port: int, http_port: int, *args: str, env: dict[str, str] | None = None):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "signalite", "serve", "--data-dir", str(data_dir), "--port", str(port),
-         "--http-port", str(http_port), *args],
-        env=env or _clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("server did not start")
+def _start(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+    """``signalite serve`` as a newcomer runs it: no test credentials, only what ``env`` holds
+    (the helper picks the ports, see tests/support/server.py)."""
+    return Server(data_dir=data_dir, args=list(args), env=env or {}, credentials=False).start()
 
 
-def _stop(proc: subprocess.Popen) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=15)
-    return proc.returncode, out
+def _stop(server: Server, sig: int = signal.SIGTERM) -> tuple[int | None, str]:
+    """Stop it; its exit code and what it printed since it started."""
+    return server.stop(sig), server.last_log()
 
 
 def _env_exports(data_dir: Path) -> dict[str, str]:
@@ -66,8 +52,7 @@ def _env_exports(data_dir: Path) -> dict[str, str]:
 
 def test_generated_credentials_env_and_real_clients(tmp_path):
     data = tmp_path / "data"
-    port, http_port = free_port(), free_port()
-    proc = _start(data, port, http_port)
+    srv = _start(data)
     try:
         creds_file = data / "credentials.json"
         assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
@@ -75,7 +60,7 @@ def test_generated_credentials_env_and_real_clients(tmp_path):
         assert len(saved["account_id"]) == 12 and saved["account_id"].isdigit()
 
         env = _env_exports(data)
-        assert env["AWS_ENDPOINT_URL_KINESIS_VIDEO"] == f"https://127.0.0.1:{port}"
+        assert env["AWS_ENDPOINT_URL_KINESIS_VIDEO"] == srv.url
         assert env["AWS_ACCESS_KEY_ID"] == saved["access_key_id"]
         assert env["AWS_SECRET_ACCESS_KEY"] == saved["secret_access_key"]
         assert env["AWS_REGION"] and env["AWS_CA_BUNDLE"] == env["NODE_EXTRA_CA_CERTS"]
@@ -104,37 +89,35 @@ def test_generated_credentials_env_and_real_clients(tmp_path):
         assert node.returncode == 0, node.stderr
         assert json.loads(node.stdout.strip().splitlines()[-1]) == ["from-boto3"]
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ready", timeout=5) as r:
+        with urllib.request.urlopen(f"{srv.http_url}/ready", timeout=5) as r:
             assert r.status == 200 and json.loads(r.read())["store"] == "ok"
     finally:
-        code, out = _stop(proc)
+        code, out = _stop(srv)
     assert code == 0, out
     assert saved["secret_access_key"] in out  # printed once, on the start that generated it
 
     # A restart keeps the same key and state and does not print the secret again.
-    proc = _start(data, port, http_port)
-    code, out = _stop(proc)
+    srv.start()
+    code, out = _stop(srv)
     assert code == 0 and saved["secret_access_key"] not in out
     assert json.loads(creds_file.read_text()) == saved
 
 
 def test_sigint_is_a_graceful_shutdown(tmp_path):
-    proc = _start(tmp_path / "d", free_port(), free_port(), env=_clean_env(
+    srv = _start(tmp_path / "d", env=dict(
         SIGNALITE_ACCESS_KEY_ID="AKIDCONTRACT", SIGNALITE_SECRET_ACCESS_KEY="s3cr3t", SIGNALITE_ACCOUNT_ID="123456789012"))
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=15)
-    assert proc.returncode == 0, out
+    code, out = _stop(srv, signal.SIGINT)
+    assert code == 0, out
     assert "Traceback" not in out
 
 
 def test_public_url_and_own_certificate(tmp_path, server):
     # Reuse the session server's generated CA and leaf as "our own" certificate for a second server.
     tls = Path(server.ca).parent
-    port, http_port = free_port(), free_port()
-    env = _clean_env(SIGNALITE_ACCESS_KEY_ID="AKIDCONTRACT", SIGNALITE_SECRET_ACCESS_KEY="s3cr3t",
-                     SIGNALITE_ACCOUNT_ID="123456789012", SIGNALITE_PUBLIC_URL=f"https://localhost:{port}")
-    proc = _start(tmp_path / "d", port, http_port, "--tls-cert", str(tls / "server.pem"),
-                  "--tls-key", str(tls / "server.key"), env=env)
+    env = dict(SIGNALITE_ACCESS_KEY_ID="AKIDCONTRACT", SIGNALITE_SECRET_ACCESS_KEY="s3cr3t",
+               SIGNALITE_ACCOUNT_ID="123456789012", SIGNALITE_PUBLIC_URL=f"https://localhost:{TLS_PORT}")
+    srv = _start(tmp_path / "d", "--tls-cert", str(tls / "server.pem"), "--tls-key", str(tls / "server.key"), env=env)
+    port = srv.port
     try:
         import boto3
 
@@ -148,7 +131,7 @@ def test_public_url_and_own_certificate(tmp_path, server):
             "WSS": f"wss://localhost:{port}", "HTTPS": f"https://localhost:{port}"}
         assert not (tmp_path / "d" / "tls" / "ca.pem").exists()  # no CA generated when a cert is given
     finally:
-        code, out = _stop(proc)
+        code, out = _stop(srv)
     assert code == 0, out
 
 

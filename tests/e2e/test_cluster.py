@@ -11,8 +11,6 @@ When one starts to pass, remove its marker.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Iterator
 
 import pytest
@@ -20,12 +18,9 @@ import pytest
 from signalite.bus.redis import parse_url as parse_bus_url
 from tests.integration.pg import postgres_proxy, postgres_schemas, postgres_url  # noqa: F401 - fixtures
 from tests.integration.redis_support import redis_prefixes, redis_proxy, redis_url, via  # noqa: F401 - fixtures
-from tests.support.server import Server, free_port
+from tests.support.server import Server, refused_port
 from tests.support.signaling import connect
-
-PROBE_ATTEMPTS = 200
-
-
+from tests.support.wait import eventually, eventually_async
 
 
 class Cluster:
@@ -48,12 +43,11 @@ class Cluster:
             await client.aclose()
 
     async def wait_subscribers(self, arn: str, count: int) -> None:
-        """Until ``count`` nodes listen on the channel's topic (bounded attempts, not a timing)."""
-        for _ in range(PROBE_ATTEMPTS):
-            if await self.subscribers(arn) >= count:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"{count} nodes never subscribed to {arn}")
+        """Until ``count`` nodes listen on the channel's topic (Redis answers; nothing is timed)."""
+        async def enough() -> bool:
+            return await self.subscribers(arn) >= count
+
+        await eventually_async(enough, what=f"{count} nodes subscribing to {arn}", interval=0.02)
 
 
 @pytest.fixture
@@ -90,7 +84,9 @@ async def test_master_on_one_node_and_viewer_on_another_talk_in_order(cluster, n
     at_viewer = [(await viewer.recv())["messagePayload"] for _ in range(15)]
     assert at_master == [f"dmlld2VyLXtp{i:04d}" for i in range(15)]
     assert at_viewer == [f"bWFzdGVyLXtp{i:04d}" for i in range(15)]
-    assert await master.nothing() and await viewer.nothing()
+    # each delivered once: the markers, sent after, are the next frames across the nodes too
+    await master.assert_nothing_before_marker(via=viewer)
+    await viewer.assert_nothing_before_marker(via=master)
     await master.close()
     await viewer.close()
 
@@ -109,7 +105,9 @@ async def test_viewers_on_both_nodes_reach_the_master(cluster, name):
     await master.send("SDP_ANSWER", "dG8tbmVhcg==", recipient="near")
     assert (await far.recv())["messagePayload"] == "dG8tZmFy"
     assert (await near.recv())["messagePayload"] == "dG8tbmVhcg=="
-    assert await far.nothing() and await near.nothing()
+    # neither answer reached the other viewer (nor twice its own), on either node
+    await far.assert_nothing_before_marker(via=master)
+    await near.assert_nothing_before_marker(via=master)
     for p in (master, near, far):
         await p.close()
 
@@ -126,10 +124,11 @@ async def test_deleting_a_channel_on_one_node_closes_its_sockets_on_the_other(cl
 
 
 def test_serve_fails_fast_with_a_clear_message_when_redis_is_unreachable(tmp_path, redis_prefixes):
-    bus = f"redis://user:hunter2@127.0.0.1:{free_port()}/0"
-    server = Server(data_dir=tmp_path / "srv", port=free_port(), http_port=free_port(), args=["--bus", bus])
-    with pytest.raises(RuntimeError, match="server exited with 1"):
-        server.start()
+    with refused_port() as closed:
+        bus = f"redis://user:hunter2@127.0.0.1:{closed}/0"
+        server = Server(data_dir=tmp_path / "srv", args=["--bus", bus])
+        with pytest.raises(RuntimeError, match="server exited with 1"):
+            server.start()
     log = server.log()
     assert "signalite: cannot connect to the Redis bus redis://user:***@127.0.0.1:" in log
     assert "hunter2" not in log and "Traceback" not in log
@@ -143,12 +142,8 @@ def test_ready_answers_503_while_redis_is_unreachable_and_recovers(make_server, 
     assert status == 503
     assert body["store"] == "ok" and body["bus"].startswith("error: Redis")
     redis_proxy.start()
-    for _ in range(PROBE_ATTEMPTS):  # the connections come back on next use
-        status, body = server.ready()
-        if status == 200:
-            break
-        time.sleep(0.05)
-    assert status == 200, body
+    eventually(lambda: server.ready()[0] == 200,  # the connections come back on next use
+               what=lambda: f"/ready recovering (now {server.ready()})")
 
 
 # --- what a cluster does not do yet (presence and shared retention) ----------------------------
@@ -180,7 +175,9 @@ async def test_a_delivered_message_is_not_delivered_again_on_another_node(cluste
     await master.close()
     again = await connect(cluster.b, arn)  # the master reconnects through node b
     try:
-        assert await again.nothing(timeout=1)
+        # Node b retained the offer (it has no presence) and sends it on connect, before the
+        # answer to the marker: that it does is what this pins.
+        await again.assert_nothing_before_marker()
     finally:
         await again.close()
         await viewer.close()

@@ -7,13 +7,13 @@ PostgreSQL tests are skipped, with the reason, only when no PostgreSQL server is
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from signalite.store.postgres import parse_url
 from tests.integration.pg import POSTGRES_URL, execute, postgres_proxy, postgres_schemas, postgres_url, with_port  # noqa: F401 - fixtures
-from tests.support.server import ACCOUNT, Server, free_port
+from tests.support.server import ACCOUNT, Server, refused_port
+from tests.support.wait import eventually
 
 
 def rows_in_postgres(store_url: str) -> list[str]:
@@ -138,10 +138,11 @@ def test_ready_reports_the_store(make_server, postgres_url):
 
 
 def test_serve_fails_fast_with_a_clear_message_when_postgres_is_unreachable(tmp_path, postgres_schemas):
-    closed = with_port("postgresql://signalite:hunter2@127.0.0.1/signalite", free_port())
-    server = Server(data_dir=tmp_path / "srv", port=free_port(), http_port=free_port(), args=["--store", closed])
-    with pytest.raises(RuntimeError, match="server exited with 1"):
-        server.start()
+    with refused_port() as port:
+        closed = with_port("postgresql://signalite:hunter2@127.0.0.1/signalite", port)
+        server = Server(data_dir=tmp_path / "srv", args=["--store", closed])
+        with pytest.raises(RuntimeError, match="server exited with 1"):
+            server.start()
     log = server.log()
     assert "signalite: cannot connect to the PostgreSQL store postgresql://signalite:***@127.0.0.1:" in log
     assert "Connection refused" in log or "ConnectionRefusedError" in log
@@ -149,13 +150,10 @@ def test_serve_fails_fast_with_a_clear_message_when_postgres_is_unreachable(tmp_
     assert "Traceback" not in log
 
 
-def _wait_ready(server: Server, attempts: int = 50) -> tuple[int, dict]:
+def _wait_ready(server: Server) -> tuple[int, dict]:
     """Readiness after the database is back: the pool reconnects on the next use."""
-    for _ in range(attempts):
-        status, body = server.ready()
-        if status == 200:
-            return status, body
-        time.sleep(0.1)
+    eventually(lambda: server.ready()[0] == 200, what=lambda: f"/ready recovering (now {server.ready()})",
+               interval=0.1)
     return server.ready()
 
 
@@ -192,8 +190,7 @@ def test_ready_answers_503_rather_than_hanging_when_postgres_stops_answering(mak
 
 
 def test_serve_refuses_a_malformed_store_url_with_a_clear_message(tmp_path):
-    server = Server(data_dir=tmp_path / "srv", port=free_port(), http_port=free_port(),
-                    args=["--store", "postgresql://db/app?schema=not-an-identifier"])
+    server = Server(data_dir=tmp_path / "srv", args=["--store", "postgresql://db/app?schema=not-an-identifier"])
     with pytest.raises(RuntimeError, match="server exited with 1"):
         server.start()
     assert "signalite: invalid schema name 'not-an-identifier' in the store URL" in server.log()

@@ -22,7 +22,8 @@ from aioice import stun, turn
 from signalite.dataplane.turn import turn_rest_credentials
 from tests.e2e.test_ice import NODE_DIR, check_c_sdk_limits, https_endpoint
 from tests.support.coturn import coturn, needs_coturn, turn_target  # noqa: F401  (fixture)
-from tests.support.server import free_port
+from tests.support.server import PICK_PORT
+from tests.support.wait import eventually, eventually_async
 
 pytestmark = needs_coturn
 
@@ -155,8 +156,8 @@ def _coturn_pid(data_dir: Path) -> int:
 
 async def test_serve_turn_runs_and_supervises_coturn(make_server, tmp_path, name):
     data_dir = tmp_path / "with-turn"
-    port = free_port()
-    srv = make_server("--turn", "--turn-port", str(port), data_dir=data_dir)
+    srv = make_server("--turn", "--turn-port", PICK_PORT, data_dir=data_dir)
+    port = int(srv.option("--turn-port"))
     (entry,) = ice_servers(srv, name, ClientId="master-1")
     # AWS's three forms (turn udp, turns udp, turns tcp) plus plain TCP; coturn reuses the HTTPS
     # certificate for turns: on the same port
@@ -176,16 +177,16 @@ async def test_serve_turn_runs_and_supervises_coturn(make_server, tmp_path, name
 
     # a coturn that dies is restarted, and the credentials handed out before still work
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while True:
+
+    async def replaced_and_relaying() -> bool:
         try:
             new_pid = _coturn_pid(data_dir)
-        except (OSError, ValueError):
-            new_pid = pid
-        if new_pid != pid and await refused(entry["Uris"][0], entry["Username"], entry["Password"]) is None:
-            break
-        assert time.monotonic() < deadline, srv.log()
-        await asyncio.sleep(0.2)
+        except (OSError, ValueError):  # the new coturn has not written its pid file yet
+            return False
+        return new_pid != pid and await refused(entry["Uris"][0], entry["Username"], entry["Password"]) is None
+
+    await eventually_async(replaced_and_relaying, what=lambda: f"a restarted coturn relaying:\n{srv.log()}",
+                           interval=0.2)
     assert "coturn exited" in srv.log()
 
     # restarting Signalite keeps the secret, so earlier credentials stay valid; stopping it stops coturn
@@ -199,19 +200,15 @@ async def test_serve_turn_runs_and_supervises_coturn(make_server, tmp_path, name
 
 def test_coturn_does_not_outlive_a_killed_signalite(make_server, tmp_path):
     data_dir = tmp_path / "killed"
-    srv = make_server("--turn", "--turn-port", str(free_port()), data_dir=data_dir)
+    srv = make_server("--turn", "--turn-port", PICK_PORT, data_dir=data_dir)
     pid = _coturn_pid(data_dir)
     assert _alive(pid)
     srv.stop(signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while _alive(pid):
-        assert time.monotonic() < deadline, "coturn outlived its Signalite"
-        time.sleep(0.05)
+    eventually(lambda: not _alive(pid), what="coturn exiting with its killed Signalite")
 
 
 async def test_serve_turn_with_given_secret(make_server, name):
-    port = free_port()
-    srv = make_server("--turn", "--turn-port", str(port), env={"SIGNALITE_TURN_SECRET": "given-secret"})
+    srv = make_server("--turn", "--turn-port", PICK_PORT, env={"SIGNALITE_TURN_SECRET": "given-secret"})
     (entry,) = ice_servers(srv, name)
     user, password = turn_rest_credentials("given-secret", "x", int(time.time()) + 60)
     assert await refused(entry["Uris"][0], user, password) is None
@@ -238,7 +235,7 @@ def test_serve_turn_port_taken_fails_clearly(tmp_path):
             pytest.skip("could not hold both UDP and TCP of one port")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNALITE_")}
         proc = subprocess.run([sys.executable, "-m", "signalite", "serve", "--data-dir", str(tmp_path),
-                               "--port", str(free_port()), "--turn", "--turn-port", str(port)],
+                               "--port", "0", "--turn", "--turn-port", str(port)],
                               capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode != 0
     assert "signalite: --turn: coturn" in proc.stderr and "Traceback" not in proc.stderr

@@ -101,7 +101,7 @@ def main() -> int:
 
     from tests.e2e.test_ice import https_endpoint
     from tests.support.coturn import running_coturn
-    from tests.support.server import free_port, running_server
+    from tests.support.server import PICK_PORT, running_server
 
     # aioice skips 127.0.0.1 when listing host addresses; in a lo-only netns that is all there is.
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
@@ -136,7 +136,7 @@ def main() -> int:
 
         # The coturn that `signalite serve --turn` runs itself (plain turn: URIs; aiortc would check
         # the turns: certificate against the system CAs, which do not include Signalite's local CA).
-        with running_server(tmp_path / "server-turn", "--turn", "--turn-port", str(free_port())) as srv:
+        with running_server(tmp_path / "server-turn", "--turn", "--turn-port", PICK_PORT) as srv:
             kv = srv.boto()
             arn = kv.create_signaling_channel(ChannelName="relay-test-managed")["ChannelARN"]
             sig = srv.boto("kinesis-video-signaling", endpoint=https_endpoint(kv, arn))

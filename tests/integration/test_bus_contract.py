@@ -22,9 +22,10 @@ from signalite.bus import CTL, MSG, Bus, Control, Envelope, open_bus
 from signalite.bus.base import decode, encode
 from signalite.bus.redis import RedisBus, parse_url, redact
 from tests.integration.redis_support import via
+from tests.support.server import refused_port
+from tests.support.wait import eventually_async
 
 CLUSTER_BUS_BACKENDS = ["redis"]
-from tests.support.server import free_port
 
 SAFETY = 10.0
 _ids = itertools.count()
@@ -347,7 +348,8 @@ def test_redis_url_prefix_is_taken_out():
 
 
 async def test_prefixes_isolate_deployments(redis_prefixes):
-    a, b = open_bus(redis_prefixes()), open_bus(redis_prefixes())
+    url_b = redis_prefixes()
+    a, b = open_bus(redis_prefixes()), open_bus(url_b)
     await a.open()
     await b.open()
     try:
@@ -355,7 +357,7 @@ async def test_prefixes_isolate_deployments(redis_prefixes):
         b.subscribe(t, rb)
         await synced(b)
         a.publish(t, env(1))  # same topic, other deployment
-        b2 = open_bus(b._url)  # type: ignore[attr-defined]
+        b2 = open_bus(url_b)  # b's deployment
         await b2.open()
         try:
             b2.subscribe(t, rb2)
@@ -372,9 +374,10 @@ async def test_prefixes_isolate_deployments(redis_prefixes):
 
 
 async def test_open_fails_fast_with_a_clear_message_when_redis_is_unreachable():
-    bus = open_bus(f"redis://user:hunter2@127.0.0.1:{free_port()}/0")
-    with pytest.raises(ConnectionError) as info:
-        await bus.open()
+    with refused_port() as port:
+        bus = open_bus(f"redis://user:hunter2@127.0.0.1:{port}/0")
+        with pytest.raises(ConnectionError) as info:
+            await bus.open()
     assert "cannot connect to the Redis bus redis://user:***@127.0.0.1:" in str(info.value)
     assert "hunter2" not in str(info.value)
 
@@ -399,12 +402,8 @@ async def test_outage_publish_never_raises_ping_reports_and_delivery_resumes(red
             await a.ping()
 
         redis_proxy.start()
-        for _ in range(100):  # the pool reconnects on next use (bounded attempts, not a timing)
-            try:
-                assert await a.ping()
-                break
-            except ConnectionError:
-                await asyncio.sleep(0.1)
+        await eventually_async(a.ping, what="the bus answering again", interval=0.1,  # it reconnects on next use
+                               ignoring=(ConnectionError,))
         await synced(a)
         # What was queued during the outage goes out, in order, once Redis is back.
         got = [json.loads(e.frame)["i"] for e in await rb.wait(49)]
@@ -433,7 +432,7 @@ async def test_expired_envelopes_are_not_sent_after_an_outage(redis_url, redis_p
         assert got[0].kind == CTL and json.loads(got[1].frame)["i"] == 2
         await fence(a, b)
         assert len(rb.got) == 2
-        assert a.dropped >= 1  # type: ignore[attr-defined]
+        assert isinstance(a, RedisBus) and a.dropped >= 1  # its count of envelopes dropped as expired
     finally:
         await a.close()
         await b.close()
@@ -449,12 +448,7 @@ async def test_ping_gives_up_instead_of_hanging_when_redis_stops_answering(redis
             await a.ping()
         a.publish(topic(), env(1))  # still never blocks
         redis_proxy.thaw()
-        for _ in range(100):
-            try:
-                assert await a.ping()
-                break
-            except ConnectionError:
-                await asyncio.sleep(0.1)
+        await eventually_async(a.ping, what="the bus answering again", interval=0.1, ignoring=(ConnectionError,))
         assert await a.ping() is True
     finally:
         redis_proxy.thaw()
@@ -473,10 +467,12 @@ async def test_a_batch_sent_again_after_a_lost_reply_is_delivered_once(redis_url
         await synced(b)
         a.publish(t, env(0))
         await rb.wait(1)          # a's publishing connection is up (its handshake needs replies)
-        for _ in range(500):      # and a has its reply (bounded attempts, not a timing)
-            if a.sent >= 1:  # type: ignore[attr-defined]
-                break
-            await asyncio.sleep(0.01)
+        assert isinstance(a, RedisBus)
+
+        async def acknowledged() -> bool:  # and a has its reply: its count of acknowledged envelopes says so
+            return a.sent >= 1
+
+        await eventually_async(acknowledged, what="Redis acknowledging a's first publish", interval=0.01)
         redis_proxy.hold_replies()
         a.publish(t, env(1))
         a.publish(t, env(2))

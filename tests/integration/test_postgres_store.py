@@ -4,7 +4,6 @@ test cuts or freezes; nothing is mocked)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,7 +13,8 @@ from signalite.store import open_store
 from signalite.store.postgres import PostgresStore, parse_url, redact
 from tests.integration.pg import POSTGRES_URL, _execute, with_port, with_schema
 from tests.integration.test_store_contract import ACCOUNT, REGION, res
-from tests.support.server import free_port
+from tests.support.server import refused_port
+from tests.support.wait import eventually_async
 
 
 def test_url_parameters_are_taken_out_of_the_dsn():
@@ -71,9 +71,10 @@ async def test_schema_layout(postgres_url):
 
 
 async def test_open_fails_fast_with_a_clear_message_when_nothing_listens():
-    store = PostgresStore(with_port("postgresql://signalite:hunter2@127.0.0.1/x", free_port()))
-    with pytest.raises(ConnectionError) as info:
-        await store.open()
+    with refused_port() as port:
+        store = PostgresStore(with_port("postgresql://signalite:hunter2@127.0.0.1/x", port))
+        with pytest.raises(ConnectionError) as info:
+            await store.open()
     message = str(info.value)
     assert "cannot connect to the PostgreSQL store" in message
     assert "hunter2" not in message and "***" in message
@@ -85,15 +86,9 @@ async def test_open_fails_with_a_clear_message_for_a_missing_database(postgres_s
         await PostgresStore(missing).open()
 
 
-async def _ping_until_ok(store, attempts: int = 20) -> None:
+async def _ping_until_ok(store) -> None:
     """The pool reconnects lazily: the first pings after an outage may still meet dead sockets."""
-    for _ in range(attempts):
-        try:
-            assert await store.ping() is True
-            return
-        except ConnectionError:
-            await asyncio.sleep(0.1)
-    assert await store.ping() is True
+    await eventually_async(store.ping, what="the store answering again", interval=0.1, ignoring=(ConnectionError,))
 
 
 async def test_ping_raises_while_the_database_is_cut_off_and_recovers(postgres_url, postgres_proxy):

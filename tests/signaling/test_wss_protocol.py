@@ -21,6 +21,7 @@ import websockets
 
 from tests.support.server import ACCESS_KEY, SECRET_KEY, Server, running_server
 from tests.support.signaling import b64, connect, handshake_status, presign, ssl_ctx
+from tests.support.wait import eventually_async
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +189,8 @@ async def test_routing_between_master_and_viewers(server, name):
     assert await master.recv() == {"messagePayload": "b2ZmZXIx", "messageType": "SDP_OFFER", "senderClientId": "v1"}
     await master.send("SDP_ANSWER", "YW5zd2VyMg==", recipient="v2", correlation_id="corr-ok")
     assert await v2.recv() == {"messagePayload": "YW5zd2VyMg==", "messageType": "SDP_ANSWER"}
-    assert await v1.nothing() and await master.nothing()  # no STATUS_RESPONSE on success
+    await master.assert_nothing_before_marker()  # no STATUS_RESPONSE on success
+    await v1.assert_nothing_before_marker()  # neither its own offer nor v2's answer came back to v1
     for p in (master, v1, v2):
         await p.close()
 
@@ -225,9 +227,8 @@ async def test_status_response_only_with_correlation_id(server, name):
     arn = channel(server, name)
     master = await connect(server, arn)
     await master.send("SDP_ANSWER", "eA==")  # no recipient, no correlationId: no answer at all
-    assert await master.nothing()
     await master.send("SDP_ANSWER", "eA==", recipient="bad id!", correlation_id="1697058567743")
-    status = await master.recv()
+    status = await master.recv()  # the answer to the second frame is the first frame to arrive
     assert status == {"messageType": "STATUS_RESPONSE", "statusResponse": {
         "correlationId": "1697058567743", "errorType": "InvalidArgumentException", "statusCode": "400",
         "description": status["statusResponse"]["description"]}}
@@ -247,7 +248,7 @@ async def test_messages_for_an_offline_master_are_delivered_in_order_on_connect(
     got = [await master.recv() for _ in range(3)]
     assert [json.loads(base64.b64decode(g["messagePayload"]))["n"] for g in got] == [1, 2, "newer"]
     assert all(g["senderClientId"] == "v" for g in got)
-    assert await master.nothing()
+    await master.assert_nothing_before_marker()  # the replaced offer is not delivered after all
     await master.close()
 
 
@@ -276,7 +277,7 @@ async def test_ttl_expiry_and_ttl_change_applies_to_later_messages(server, name)
     await asyncio.sleep(5.5)
     master = await connect(server, arn)
     assert (await master.recv())["messagePayload"] == "bmV3"
-    assert await master.nothing()
+    await master.assert_nothing_before_marker()
     await master.close()
     await viewer.close()
 
@@ -323,12 +324,11 @@ async def test_viewers_per_channel_limit(make_server, name):
     master = await connect(s, arn)  # the master is not a viewer
     await viewers[0].close()
     await viewers[0].ws.wait_closed()
-    for _ in range(50):  # the server notices the close asynchronously
-        if await handshake_status(s, presign(s, arn, "v10")) == 101:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        pytest.fail("a freed viewer slot was never reusable")
+
+    async def slot_free() -> bool:  # the server notices the close asynchronously: ask until it has
+        return await handshake_status(s, presign(s, arn, "v10")) == 101
+
+    await eventually_async(slot_free, what="a freed viewer slot being reusable")
     for p in [*viewers[1:], replaced, master]:
         await p.close()
 
@@ -351,12 +351,7 @@ async def test_message_rates_per_connection(server, name):
         await viewer.send("SDP_OFFER", "eA==", correlation_id=f"sdp-{i}")
     for i in range(45):
         await viewer.send("ICE_CANDIDATE", "eA==", correlation_id=f"ice-{i}")
-    statuses = []
-    while True:
-        try:
-            statuses.append(await viewer.recv(timeout=1))
-        except TimeoutError:
-            break
+    statuses = await viewer.frames_before_marker()  # every refusal of the 57 comes before the marker's
     errors = {s["statusResponse"]["errorType"] for s in statuses}
     kinds = {s["statusResponse"]["correlationId"].split("-")[0] for s in statuses}
     assert errors == {"ClientLimitExceededException"} and kinds == {"sdp", "ice"}
@@ -376,7 +371,7 @@ async def test_payload_limit(server, name):
     status = await viewer.recv()
     assert status["statusResponse"]["correlationId"] == "too-big"
     assert status["statusResponse"]["errorType"] == "InvalidArgumentException"
-    assert await master.nothing()
+    await master.assert_nothing_before_marker(via=viewer)  # the refused offer was not relayed
     await master.close()
     await viewer.close()
 
@@ -398,6 +393,8 @@ async def test_maximum_connection_duration_closes(short_server, frames_server, n
     peer = await connect(server, arn, "busy")
 
     async def keep_busy() -> None:
+        # Pacing, not ordering: activity well inside the 1 s idle timeout, so that the maximum
+        # duration, not idleness, is what ends the connection.
         while True:
             await peer.send("NOT_AN_ACTION", "eA==")  # activity without any answer
             await asyncio.sleep(0.1)
@@ -474,7 +471,7 @@ async def test_relaxed_profile_lifts_viewer_connect_and_message_limits(relaxed_s
         await viewers[0].send("SDP_OFFER", b64({"i": i}), correlation_id=f"c{i}")
     got = [await master.recv() for _ in range(30)]
     assert [json.loads(base64.b64decode(g["messagePayload"]))["i"] for g in got] == list(range(30))
-    assert await viewers[0].nothing()
+    await viewers[0].assert_nothing_before_marker()  # no STATUS_RESPONSE: nothing was refused
     for p in (master, *viewers):
         await p.close()
 
@@ -526,7 +523,8 @@ async def test_unknown_actions_and_missing_fields(server, name):
     await viewer.send_raw('{"messagePayload": "eA=="}')
     await viewer.send_raw('{"action": "SDP_OFFER"}')
     await viewer.send_raw('{"action": "SDP_OFFER", "messagePayload": 12}')
-    assert await viewer.nothing() and await master.nothing()
+    await viewer.assert_nothing_before_marker()  # refused, but without a correlationId: no answer
+    await master.assert_nothing_before_marker(via=viewer)  # and nothing relayed
     await viewer.send("PING", "eA==", correlation_id="p1")
     await viewer.send_raw('{"action": "SDP_OFFER", "correlationId": "p2"}')
     await viewer.send_raw('{"action": "SDP_OFFER", "messagePayload": "eA==", "correlationId": "bad id"}')
@@ -548,15 +546,9 @@ async def test_flood_is_answered_and_the_server_stays_healthy(server, name):
     for frame in junk:
         await viewer.send_raw(frame)
     await viewer.send("SDP_OFFER", "ZW5k", correlation_id="end")
-    statuses = 0
-    while True:
-        try:
-            msg = await viewer.recv(timeout=2)
-        except TimeoutError:
-            break
-        assert msg["statusResponse"]["errorType"] == "ClientLimitExceededException"
-        statuses += 1
-    assert statuses >= 1900  # 20/s ICE: nearly all refused, each with its correlationId
+    statuses = await viewer.frames_before_marker()  # the answers to all 3001 frames come before the marker's
+    assert {s["statusResponse"]["errorType"] for s in statuses} == {"ClientLimitExceededException"}
+    assert len(statuses) >= 1900  # 20/s ICE: nearly all refused, each with its correlationId
     assert healthy(server)
     other = await connect(server, arn, "after-flood")
     await other.send("SDP_OFFER", "b2s=")
@@ -576,10 +568,8 @@ async def test_a_viewer_that_never_reads_is_closed_as_a_slow_consumer(relaxed_se
     sleepy = await websockets.connect(url, ssl=ssl_ctx(s), max_queue=4, max_size=None, ping_interval=None,
                                       open_timeout=10)
     payload = base64.b64encode(os.urandom(9000)).decode()
-    for i in range(4000):  # ~48 MB for one socket: far beyond kernel buffers plus the 8 MiB backlog
-        await master.send("ICE_CANDIDATE", payload, recipient="sleepy")
-        if i % 200 == 0:
-            await asyncio.sleep(0)  # let the server run (and notice the backlog)
+    for _ in range(4000):  # ~48 MB for one socket: far beyond kernel buffers plus the 8 MiB backlog
+        await master.send("ICE_CANDIDATE", payload, recipient="sleepy")  # waits while the socket is full
     code = None
     try:
         async with asyncio.timeout(30):

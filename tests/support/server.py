@@ -2,12 +2,22 @@
 
 No part of the server is mocked: the process is the one users run, with its own data dir, TLS
 certificate and SQLite file, on free loopback ports.
+
+Ports. ``signalite serve`` cannot yet bind port 0 and report what it got (``--port 0`` would be
+advertised as ``:0``, and ``--http-port 0`` means "no plain listener"), so the helper picks free
+ports itself. A port picked that way can be taken by another process before the server binds it
+(many servers start per run, and other suites run on the same machine), so :meth:`Server.start`
+treats "address already in use" as a reason to pick again, not as a failure: it starts over with
+new ports, a bounded number of times. It also knows the process it started is the one answering:
+it waits for the ``endpoint.json`` that the server writes into *its own* data dir once all its
+listeners are bound, so a foreign server that happens to hold the port is never mistaken for it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,22 +35,89 @@ SECRET_KEY = "signalite-test-secret-key-0000000000000"
 ACCOUNT = "111122223333"
 REGION = "us-west-2"
 
+PICK_PORT = "<free port>"
+"""An ``args`` placeholder where the server takes a port number (``"--turn-port", PICK_PORT``): each
+start puts a free port there, and a new one if it was taken in between; :meth:`Server.option`
+tells which one the running server got."""
+
+TLS_PORT = "<tls port>"
+"""Replaced, inside ``args`` and ``env`` values, by the TLS port of the start
+(``SIGNALITE_PUBLIC_URL=f"https://localhost:{TLS_PORT}"``), which a retry may change."""
+
+START_ATTEMPTS = 5
+"""Starts with fresh ports before giving up; each further attempt needs another process to have
+taken a just-picked port again."""
+
+ENDPOINT_FILE = "endpoint.json"
+"""Written by ``signalite serve`` into its data dir once every listener is bound (cli.py)."""
+
+_PORT_TAKEN = re.compile(r"address already in use|cannot bind", re.IGNORECASE)
+"""How the server's log says a port was taken: the OSError of a listener, or coturn's own words."""
+
+_STUN_MOVED = "the STUN responder takes a free port instead"
+"""The server's warning when the UDP port of the TLS port's number was taken: it still runs, but its
+STUN port no longer equals ``port``, which tests rely on; with picked ports, start over instead."""
+
 
 def free_port() -> int:
+    """A loopback port number that is free for TCP and UDP right now (the server uses the TLS port's
+    number for both). Free *now* only: another process may take it before it is used. Servers the
+    helper starts cope with that (see :meth:`Server.start`); for a port that must refuse
+    connections, use :func:`refused_port`."""
+    while True:
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port: int = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback TCP port that refuses connections for as long as the block runs.
+
+    The socket is bound but never listens: the kernel answers a connect with a reset, and nobody
+    else can bind the port meanwhile (a closed ``free_port()`` could start listening any time).
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
+
+
+class PortTaken(RuntimeError):
+    """The server exited because a port the helper picked was taken in between."""
 
 
 @dataclass
 class Server:
     data_dir: Path
-    port: int
-    http_port: int
+    port: int = 0
+    """The TLS port; 0 lets :meth:`start` pick it (and pick again if it was taken)."""
+    http_port: int = 0
+    """The plain-HTTP port; 0 lets :meth:`start` pick it."""
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    """Extra ``serve`` arguments; :data:`PICK_PORT` in them is filled at each start."""
     log_path: Path | None = None
+    credentials: bool = True
+    """Pass the test root key in the environment; False lets the server generate its own."""
+    argv: list[str] = field(default_factory=list)
+    """``args`` as the running server got them (placeholders filled)."""
+    started_env: dict[str, str] = field(default_factory=dict)
+    """``env`` as the running server got it (placeholders filled)."""
+    _pick: bool = field(init=False, default=False)
+    _log_offset: int = field(init=False, default=0)
+    _filled: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        if bool(self.port) != bool(self.http_port):
+            raise ValueError("give both ports or neither")
+        self._pick = not self.port
 
     @property
     def url(self) -> str:
@@ -81,33 +158,75 @@ class Server:
             config=Config(retries={"max_attempts": 1}, **config),
         )
 
+    def option(self, flag: str) -> str:
+        """The value the running server got for ``flag`` (e.g. the port filled in for PICK_PORT)."""
+        return self.argv[self.argv.index(flag) + 1]
+
     def start(self) -> "Server":
+        """Start the process and return once it serves; a restart keeps its ports if it can.
+
+        Raises RuntimeError (with the log) if the server exits or never answers; with picked ports,
+        "address already in use" (or the STUN responder moving off the TLS port's number) makes it
+        start over on new ports instead, up to :data:`START_ATTEMPTS` times.
+        """
+        repick = not self.port  # a first start picks; a restart keeps its ports unless one was taken
+        for _ in range(START_ATTEMPTS):
+            if repick:
+                self.port, self.http_port = free_port(), free_port()
+            if repick or not self._filled:
+                self.argv = [str(free_port()) if a == PICK_PORT else a.replace(TLS_PORT, str(self.port))
+                             for a in self.args]
+                self.started_env = {k: v.replace(TLS_PORT, str(self.port)) for k, v in self.env.items()}
+                self._filled = True
+            try:
+                return self._start_once()
+            except PortTaken:
+                if not self._pick:
+                    raise
+                repick = True
+        raise RuntimeError(f"no free ports after {START_ATTEMPTS} attempts:\n{self.log()}")
+
+    def _start_once(self) -> "Server":
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        endpoint = self.data_dir / ENDPOINT_FILE
+        endpoint.unlink(missing_ok=True)  # left by an earlier start: only this process may write it
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIGNALITE_"))}
-        env.update({
-            "SIGNALITE_ACCESS_KEY_ID": ACCESS_KEY,
-            "SIGNALITE_SECRET_ACCESS_KEY": SECRET_KEY,
-            "SIGNALITE_ACCOUNT_ID": ACCOUNT,
-        })
-        env.update(self.env)
+        if self.credentials:
+            env.update({
+                "SIGNALITE_ACCESS_KEY_ID": ACCESS_KEY,
+                "SIGNALITE_SECRET_ACCESS_KEY": SECRET_KEY,
+                "SIGNALITE_ACCOUNT_ID": ACCOUNT,
+            })
+        env.update(self.started_env)
         self.log_path = self.data_dir / "server.log"
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "signalite", "serve", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), "--http-port", str(self.http_port), *self.args],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
+        with open(self.log_path, "ab") as log:
+            self._log_offset = log.tell()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "signalite", "serve", "--data-dir", str(self.data_dir),
+                 "--port", str(self.port), "--http-port", str(self.http_port), *self.argv],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30  # a safety net: a healthy start takes about a second
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if _PORT_TAKEN.search(self.last_log()):
+                    raise PortTaken(self.last_log())
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.http_url}/health", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
+            if endpoint.exists() and self._healthy():
+                if self._pick and _STUN_MOVED in self.last_log():
+                    self.stop()
+                    raise PortTaken(self.last_log())
+                return self
+            time.sleep(0.05)
+        self.stop(signal.SIGKILL)
         raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/health", timeout=5) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc and self.proc.poll() is None:
@@ -132,12 +251,21 @@ class Server:
             return e.code, json.loads(e.read())
 
     def log(self) -> str:
+        """Everything the server printed, over all its starts."""
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def last_log(self) -> str:
+        """What the server printed since its latest start."""
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            return f.read().decode(errors="replace")
 
 
 @contextmanager
 def running_server(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    server = Server(data_dir=data_dir, port=free_port(), http_port=free_port(), args=list(args), env=env or {})
+    server = Server(data_dir=data_dir, args=list(args), env=env or {})
     server.start()
     try:
         yield server

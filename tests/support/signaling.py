@@ -1,4 +1,9 @@
-"""Signaling test helpers: botocore-presigned WSS URLs (a real signer) and a small raw client."""
+"""Signaling test helpers: botocore-presigned WSS URLs (a real signer) and a small raw client.
+
+"Nothing (more) arrived" is never a quiet window here: :meth:`Peer.frames_before_marker` makes a
+marker frame travel to the peer by a path that is ordered after the frames in question, and what
+came before the marker is all there was. See its docstring for the two paths and what each proves.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import base64
 import json
 import ssl
+import uuid
 from datetime import datetime
 from typing import Any
 from unittest import mock
@@ -75,13 +81,47 @@ class Peer:
     async def recv_raw(self, timeout: float = 5.0) -> str | bytes:
         return await asyncio.wait_for(self.ws.recv(), timeout)
 
-    async def nothing(self, timeout: float = 0.3) -> bool:
-        """True if no frame arrives within ``timeout`` (a safety-net wait, not a timing assertion)."""
-        try:
-            raw = await asyncio.wait_for(self.ws.recv(), timeout)
-        except TimeoutError:
-            return True
-        raise AssertionError(f"unexpected frame: {raw!r}")
+    async def frames_before_marker(self, via: "Peer | None" = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Make a marker reach this peer and return every frame that arrived before it.
+
+        The marker's path is what makes "nothing else came" provable, without waiting for silence:
+
+        * ``via=None`` (a self-marker): this peer sends a frame the server refuses with a
+          STATUS_RESPONSE (an unknown action with a correlationId). The server handles a socket's
+          frames one after the other and answers a refusal at once, so the answer comes after
+          everything it sent this peer while handling the peer's earlier frames, and after
+          everything it sent because of events the test already saw it handle (another client
+          received the message something would have come along with). Use it for "no
+          STATUS_RESPONSE to my message" and "nothing more was retained for me".
+        * ``via=other``: ``other`` sends this peer an ICE_CANDIDATE marker (the master to a viewer,
+          or a viewer to the master). One sender's messages reach one recipient in order, across
+          the nodes of a cluster too, so it comes after everything ``other`` sent before it. Use
+          it for "nothing ``other`` sent reached me" and "what ``other`` sent reached me once".
+
+        ``timeout`` is a safety net per frame, not a timing.
+        """
+        tag = f"marker-{uuid.uuid4().hex}"
+        if via is None:
+            await self.send("MARKER", "eA==", correlation_id=tag)
+
+            def is_marker(frame: dict[str, Any]) -> bool:
+                status = frame.get("statusResponse") or {}
+                return frame.get("messageType") == "STATUS_RESPONSE" and status.get("correlationId") == tag
+        else:
+            payload = b64({"marker": tag})
+            await via.send("ICE_CANDIDATE", payload, recipient=self.client_id if via.client_id is None else None)
+
+            def is_marker(frame: dict[str, Any]) -> bool:
+                return frame.get("messageType") == "ICE_CANDIDATE" and frame.get("messagePayload") == payload
+        before: list[dict[str, Any]] = []
+        while not is_marker(frame := await self.recv(timeout)):
+            before.append(frame)
+        return before
+
+    async def assert_nothing_before_marker(self, via: "Peer | None" = None) -> None:
+        """Assert that no frame is waiting for this peer (see :meth:`frames_before_marker`)."""
+        before = await self.frames_before_marker(via)
+        assert not before, f"unexpected frames before the marker: {before}"
 
     async def closed(self, timeout: float = 10.0) -> tuple[int | None, str]:
         """Wait until the server closes; returns (code, reason). Frames received meanwhile are skipped."""

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.server import ACCESS_KEY, REGION, SECRET_KEY, free_port, running_server  # noqa: E402
+from tests.support.server import ACCESS_KEY, REGION, SECRET_KEY, running_server  # noqa: E402
 
 BUNDLE = ROOT / "tests/node/node_modules/amazon-kinesis-video-streams-webrtc/dist/kvs-webrtc.min.js"
 CHROMIUM_ARGS = [
@@ -72,8 +72,8 @@ def main() -> int:
             ice = srv.boto("kinesis-video-signaling", endpoint=https).get_ice_server_config(ChannelARN=arn)
             args.ice_servers = json.dumps([{"urls": s["Uris"], "username": s.get("Username"),
                                             "credential": s.get("Password")} for s in ice["IceServerList"]])
-        port = free_port()
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_Static))
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Static))  # the kernel picks
+        port = httpd.server_address[1]
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
         def url(role: str, client_id: str = "") -> str:
