@@ -112,7 +112,8 @@ class Server:
     """``env`` as the running server got it (placeholders filled)."""
     _pick: bool = field(init=False, default=False)
     _log_offset: int = field(init=False, default=0)
-    _filled: bool = field(init=False, default=False)
+    _filled: tuple[Any, ...] | None = field(init=False, default=None)
+    """The ``args`` and ``env`` that ``argv`` and ``started_env`` were filled from."""
 
     def __post_init__(self) -> None:
         if bool(self.port) != bool(self.http_port):
@@ -173,11 +174,12 @@ class Server:
         for _ in range(START_ATTEMPTS):
             if repick:
                 self.port, self.http_port = free_port(), free_port()
-            if repick or not self._filled:
+            given = (tuple(self.args), tuple(sorted(self.env.items())))
+            if repick or self._filled != given:  # first start, new ports, or args/env changed since
                 self.argv = [str(free_port()) if a == PICK_PORT else a.replace(TLS_PORT, str(self.port))
                              for a in self.args]
                 self.started_env = {k: v.replace(TLS_PORT, str(self.port)) for k, v in self.env.items()}
-                self._filled = True
+                self._filled = given
             try:
                 return self._start_once()
             except PortTaken:
