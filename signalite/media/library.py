@@ -131,7 +131,8 @@ def read_recording(path: Path) -> Recording | None:
     complete = bool(meta.get("complete")) and end is not None
     if end is None:
         end = max(st.st_mtime, start)
-    stream = meta.get("stream") if isinstance(meta.get("stream"), str) else stream_from_dir_name(path.parent.name)
+    named = meta.get("stream")
+    stream = named if isinstance(named, str) else stream_from_dir_name(path.parent.name)
     return Recording(
         stream=stream, path=path, start=start, end=end, bytes=st.st_size, complete=complete,
         stream_arn=meta.get("stream_arn") if isinstance(meta.get("stream_arn"), str) else None,

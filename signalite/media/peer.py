@@ -43,6 +43,10 @@ from .recorder import AUDIO, VIDEO, MatroskaRecorder, RecordingInfo
 from .signaling import SignalingLink
 
 log = logging.getLogger("signalite.storage")
+if logging.getLogger().getEffectiveLevel() > logging.DEBUG and logging.getLogger("aioice").level == logging.NOTSET:
+    # aioice logs every connectivity check at INFO: a line per candidate pair per session in the
+    # server's log. Its warnings stay; ``--log-level debug`` shows everything.
+    logging.getLogger("aioice").setLevel(logging.WARNING)
 
 CONNECT_TIMEOUT = 30.0
 """From the answer to a connected peer connection (ICE and DTLS)."""
@@ -257,7 +261,8 @@ class StoragePeer:
         while True:
             msg = await self.link.receive()
             if msg is None:
-                self.end("its place in the channel was closed (GO_AWAY, channel deleted, or server stopping)")
+                self.end(f"its seat in the channel ended: {self.link.ended_by or 'closed'} "
+                         "(channel deleted, GO_AWAY, idle, or the server stopping)")
                 return
             if msg.kind == "SDP_ANSWER":
                 await self._on_answer(msg.payload)

@@ -19,7 +19,6 @@ import asyncio
 import importlib
 import logging
 import secrets
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,14 +49,8 @@ def storage_target(channel: Resource) -> str | None:
     return None
 
 
-async def _peer_module() -> Any:
-    """``signalite.media.peer`` (aiortc, PyAV), imported in a thread the first time: the import
-    takes about half a second, which must not stall the event loop."""
-    name = "signalite.media.peer"
-    module = sys.modules.get(name)
-    if module is None:
-        module = await asyncio.to_thread(importlib.import_module, name)
-    return module
+def _import_peer() -> Any:
+    return importlib.import_module("signalite.media.peer")
 
 
 class _Session:
@@ -91,6 +84,7 @@ class StorageSessions:
         self._all: set[_Session] = set()
         self._sweeping = False
         self._sweep: asyncio.Task[None] | None = None
+        self._peer_import: asyncio.Future[Any] | None = None
         self._closing = False
 
     # --- sessions -------------------------------------------------------------------------------
@@ -140,8 +134,15 @@ class StorageSessions:
             if self._sessions.get(session.channel_arn) is session:
                 del self._sessions[session.channel_arn]
 
+    async def _peer_module(self) -> Any:
+        """``signalite.media.peer`` (aiortc, PyAV), imported in a thread the first time, once for
+        all sessions: the import takes about half a second, which must not stall the event loop."""
+        if self._peer_import is None:
+            self._peer_import = asyncio.ensure_future(asyncio.to_thread(_import_peer))
+        return await asyncio.shield(self._peer_import)
+
     async def _serve(self, session: _Session, ttl: int) -> None:
-        peer_module = await _peer_module()
+        peer_module = await self._peer_module()
         stream = await self.services.store.get_by_arn(session.stream_arn)
         if stream is None or stream.kind != "stream":
             log.warning("storage session %s: the stream %s of channel %s does not exist; nothing recorded",

@@ -34,6 +34,8 @@ class Inbound:
 
 class SignalingLink(Protocol):
     client_id: str
+    ended_by: str
+    """Why :meth:`receive` returned None ("" while it has not)."""
 
     async def send(self, action: str, payload: str) -> None:
         """Send ``SDP_OFFER`` or ``ICE_CANDIDATE`` (base64 payload) to the channel's master."""
@@ -51,6 +53,7 @@ class _HubLink:
     def __init__(self, viewer: Any, client_id: str) -> None:
         self._viewer = viewer
         self.client_id = client_id
+        self.ended_by = ""
         self._gone = False
 
     async def send(self, action: str, payload: str) -> None:
@@ -59,7 +62,7 @@ class _HubLink:
         try:
             await self._viewer.send(action, payload)
         except RuntimeError:  # the virtual viewer was closed under us
-            self._gone = True
+            self._end("closed by the server")
 
     async def receive(self) -> Inbound | None:
         loop = asyncio.get_running_loop()
@@ -70,19 +73,24 @@ class _HubLink:
                 # The hub's receive returns None on its timeout and, at once, when the viewer is
                 # closed: an early None is the close.
                 if loop.time() - began < _POLL * 0.9:
-                    self._gone = True
+                    self._end("closed by the server")
                 continue
             kind = str(frame.get("messageType") or "")
             if kind == "GO_AWAY":
-                self._gone = True
+                self._end("GO_AWAY")
                 break
             if kind == "RECONNECT_ICE_SERVER":  # the peer connection stands; nothing to renew here
                 continue
             return Inbound(kind, str(frame.get("messagePayload") or ""), frame.get("statusResponse"))
         return None
 
+    def _end(self, why: str) -> None:
+        if not self._gone:
+            self._gone = True
+            self.ended_by = why
+
     async def close(self) -> None:
-        self._gone = True
+        self._end("closed by the storage session")
         try:
             await self._viewer.close()
         except Exception:  # closing is best effort: the hub may be shutting down

@@ -9,8 +9,9 @@ aiortc as H.264: the offer allows nothing else) and a generated Opus tone, then:
 * ``--replace``: after the first session delivered some frames, calls JoinStorageSession again;
   the server must close the first storage peer's connection (the master sees it close) and the
   second must record too;
-* leaves: the master closes its peer connection(s) and its socket, and waits for the recordings
-  to be finished (``complete`` in ``signalite admin recordings --json``).
+* ``--end``: the master leaves (closes its peer connections and its socket), or the channel is
+  deleted, or the server is stopped (SIGTERM) while the master streams; then it waits for the
+  recordings to be finished (``complete`` in ``signalite admin recordings --json``).
 
 Each recording is opened with PyAV and decoded. Prints one JSON line, exits 0 if the flow ran.
 """
@@ -218,6 +219,14 @@ async def amain(args: argparse.Namespace) -> int:
                 result["offer_has_h264_and_opus"] = all(
                     "H264/90000" in sdp and "opus/48000" in sdp and "VP8" not in sdp and "a=recvonly" in sdp
                     for sdp in master.offer_sdps)
+                last = master.peers[master.offers[-1]]["pc"]
+                if args.end == "delete":
+                    await asyncio.to_thread(kv.delete_signaling_channel, ChannelARN=arn)
+                elif args.end == "shutdown":
+                    result["server_exit"] = await asyncio.to_thread(srv.stop)
+                if args.end != "leave":  # the server ends the storage peer: its connection closes
+                    await master.until(lambda: last.connectionState in ("closed", "failed"), args.timeout,
+                                       "storage peer closed by the server")
                 result["senders"] = master.offers
                 result["sent"] = {sender: {"video": p["video"].sent, "audio": p["audio"].sent,
                                            "states": p["states"]} for sender, p in master.peers.items()}
@@ -247,6 +256,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--replace", action="store_true", help="call JoinStorageSession a second time")
     parser.add_argument("--frames", type=int, default=60, help="video frames to stream per session")
+    parser.add_argument("--end", choices=("leave", "delete", "shutdown"), default="leave",
+                        help="how the last session ends: the master leaves, the channel is deleted, "
+                             "or the server shuts down (SIGTERM)")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--server-arg", action="append", default=[], help="extra flag for signalite serve")
     return asyncio.run(amain(parser.parse_args()))
