@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import fractions
 import json
 import math
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +43,7 @@ from botocore.auth import SigV4QueryAuth  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 
+from tests.support.media import endpoints, finished_recordings, inspect, storage_channel  # noqa: E402
 from tests.support.server import ACCESS_KEY, REGION, SECRET_KEY, running_server  # noqa: E402
 
 # aioice skips 127.0.0.1; in a lo-only namespace that leaves this (test) master no candidates.
@@ -156,47 +155,13 @@ class Master:
         del what
 
 
-def recordings(data_dir: Path) -> list[dict[str, Any]]:
-    """``signalite admin recordings --json`` (until admin.py wires it: the same command's module)."""
-    for cmd in (["-m", "signalite", "admin", "recordings"], ["-m", "signalite.recordings"]):
-        r = subprocess.run([sys.executable, *cmd, "--json", "--data-dir", str(data_dir)], capture_output=True, text=True)
-        if r.returncode == 0:
-            return json.loads(r.stdout)
-    raise RuntimeError(f"signalite admin recordings failed: {r.stderr}")
-
-
-def inspect(path: str) -> dict[str, Any]:
-    with av.open(path) as container:
-        info: dict[str, Any] = {"streams": [f"{s.type}/{s.codec_context.name}" for s in container.streams],
-                                "duration": (container.duration or 0) / 1e6}
-        video = container.streams.video[0] if container.streams.video else None
-        if video is not None:
-            info["width"], info["height"] = video.codec_context.width, video.codec_context.height
-    with av.open(path) as container:
-        frames = 0
-        last = 0.0
-        if container.streams.video:
-            for frame in container.decode(video=0):
-                frames += 1
-                last = float(frame.time) if frame.time is not None else last
-        info["video_frames"], info["last_video_time"] = frames, last
-    with av.open(path) as container:
-        info["audio_samples"] = sum(f.samples for f in container.decode(audio=0)) if container.streams.audio else 0
-    return info
-
-
 async def amain(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"ok": False}
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "srv", *args.server_arg) as srv:
         try:
             kv = srv.boto()
-            stream_arn = kv.create_stream(StreamName="cam-stream", DataRetentionInHours=1)["StreamARN"]
-            arn = kv.create_signaling_channel(ChannelName="cam-channel")["ChannelARN"]
-            kv.update_media_storage_configuration(
-                ChannelARN=arn, MediaStorageConfiguration={"Status": "ENABLED", "StreamARN": stream_arn})
-            eps = {e["Protocol"]: e["ResourceEndpoint"] for e in kv.get_signaling_channel_endpoint(
-                ChannelARN=arn, SingleMasterChannelEndpointConfiguration={
-                    "Protocols": ["WSS", "HTTPS", "WEBRTC"], "Role": "MASTER"})["ResourceEndpointList"]}
+            arn, _ = storage_channel(kv, "cam")
+            eps = endpoints(kv, arn)
             storage = srv.boto("kinesis-video-webrtc-storage", endpoint=eps["WEBRTC"])
             ctx = ssl.create_default_context(cafile=srv.ca)
             async with websockets.connect(presign(eps["WSS"], arn), ssl=ctx) as ws:
@@ -234,14 +199,7 @@ async def amain(args: argparse.Namespace) -> int:
                     await entry["pc"].close()
                 reader.cancel()
             result["streamed_seconds"] = time.monotonic() - began
-            expected = len(master.offers)
-            deadline = time.monotonic() + args.timeout
-            listed: list[dict[str, Any]] = []
-            while time.monotonic() < deadline:
-                listed = recordings(srv.data_dir)
-                if len(listed) >= expected and all(r["complete"] for r in listed):
-                    break
-                await asyncio.sleep(0.2)
+            listed = await asyncio.to_thread(finished_recordings, srv.data_dir, len(master.offers), args.timeout)
             result["recordings"] = listed
             result["inspected"] = [inspect(r["path"]) for r in listed]
             result["ok"] = True
