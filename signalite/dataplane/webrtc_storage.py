@@ -14,38 +14,33 @@ InvalidArgumentException, as GetSignalingChannelEndpoint answers for its WEBRTC 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator
 
+from aiohttp import web
+
+from .. import channel as channels
 from ..aws.errors import ServiceError, invalid
-from ..controlplane.common import find
+from ..context import CLOCK, HUB, SETTINGS, STORE, OpContext
 from ..media.library import media_root
-from ..media.sessions import StorageSessions, storage_target
-from ..services import OpContext
+from ..media.sessions import StorageSessions
+from ..store import Resource
 
-if TYPE_CHECKING:  # pragma: no cover
-    from aiohttp import web
-
-    from ..services import Services
-    from ..store import Resource
+SESSIONS = web.AppKey("storage_sessions", StorageSessions)
 
 
-async def _storage_channel(ctx: OpContext, arn: str) -> tuple["Resource", str]:
-    channel = await find(ctx, "channel", arn=arn, arn_member="channelArn")
-    stream_arn = storage_target(channel)
-    if stream_arn is None:
+async def _storage_channel(ctx: OpContext, arn: str) -> tuple[Resource, str]:
+    channel = await channels.get(ctx.store, arn, ctx.account, ctx.region, member="channelArn")
+    config = channels.media_storage(channel.attrs)
+    if config["Status"] != "ENABLED":
         raise invalid(f"The signaling channel {channel.name} has no media storage configured: enable it with "
                       "UpdateMediaStorageConfiguration (Status ENABLED and a StreamARN) first.")
-    return channel, stream_arn
+    return channel, str(config["StreamARN"])
 
 
 async def join_storage_session(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     channel, stream_arn = await _storage_channel(ctx, p["channelArn"])
-    sessions: StorageSessions | None = ctx.services.extras.get(StorageSessions.KEY)
-    if sessions is None:
-        raise ServiceError("ClientLimitExceededException",
-                           "The storage service of this server is not running; try again later.")
     try:
-        sessions.start(channel, stream_arn)
+        ctx.resource(SESSIONS).start(channel, stream_arn)
     except RuntimeError:
         raise ServiceError("ClientLimitExceededException",
                            "The server is shutting down and starts no storage session; try again later.") from None
@@ -65,19 +60,20 @@ OPERATIONS = {
 }
 
 
-def setup(app: "web.Application", services: "Services") -> None:
-    """The storage sessions' lifecycle: created at start, all stopped (recordings finished) at
-    shutdown, with the once-a-minute upkeep (retention, storage disabled) in between."""
+def setup(app: web.Application) -> None:
+    """``app[SESSIONS]``: the storage sessions, from start to shutdown (each one stopped and its
+    recording finished), with the once-a-minute upkeep (retention, storage disabled) in between.
+    Needs ``app[STORE]`` and ``app[HUB]``, so it is set up after them."""
 
-    async def storage_ctx(_app: "web.Application") -> AsyncIterator[None]:
-        sessions = StorageSessions(services, media_root(services.settings.data_dir).resolve())
-        services.extras[StorageSessions.KEY] = sessions
+    async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        sessions = StorageSessions(app[STORE], app[HUB], app[CLOCK], media_root(settings.data_dir).resolve())
+        app[SESSIONS] = sessions
         upkeep = asyncio.get_running_loop().create_task(sessions.run_upkeep())
         try:
             yield
         finally:
             upkeep.cancel()
-            services.extras.pop(StorageSessions.KEY, None)
             await sessions.close()
 
     app.cleanup_ctx.append(storage_ctx)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +45,19 @@ def stream_from_dir_name(directory: str) -> str:
 
 def iso(ts: float) -> str:
     """ISO 8601 in UTC with milliseconds and a ``Z`` (``2026-01-02T03:04:05.678Z``)."""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str) -> float:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
 def recording_path(root: Path, stream_name: str, start: float, session: str) -> Path:
     """The ``.mkv`` path of a recording that starts at ``start`` (epoch seconds)."""
-    stamp = datetime.fromtimestamp(start, timezone.utc).strftime(_STAMP)
+    stamp = datetime.fromtimestamp(start, UTC).strftime(_STAMP)
     return root / stream_dir_name(stream_name) / f"{stamp}-{session}{SUFFIX}"
 
 
@@ -102,7 +102,7 @@ class Recording:
 
 def _from_name(path: Path) -> float | None:
     try:
-        return datetime.strptime(path.stem.split("-", 1)[0], _STAMP).replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(path.stem.split("-", 1)[0], _STAMP).replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
 

@@ -34,11 +34,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import aioice.ice
-from aiortc import (RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection, RTCRtpReceiver,
-                    RTCRtpTransceiver, RTCSessionDescription)
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from ..clock import Clock, wait_for
 from .recorder import AUDIO, VIDEO, MatroskaRecorder, RecordingInfo
 from .signaling import SignalingLink
 
@@ -188,9 +196,10 @@ class StoragePeer:
     """One storage session's peer connection. ``await run()`` returns why it ended; ``end(reason)``
     (from anywhere on the event loop) makes it end."""
 
-    def __init__(self, plan: Plan, link: SignalingLink) -> None:
+    def __init__(self, plan: Plan, link: SignalingLink, clock: Clock) -> None:
         self.plan = plan
         self.link = link
+        self.clock = clock
         self.reason = ""
         self.recording: RecordingInfo | None = None
         self.recorder: MatroskaRecorder | None = None
@@ -293,7 +302,7 @@ class StoragePeer:
         plan = self.plan
         self.recorder = MatroskaRecorder(
             plan.media_root, plan.stream_name, plan.session, expected,
-            {"stream_arn": plan.stream_arn, "channel_arn": plan.channel_arn},
+            {"stream_arn": plan.stream_arn, "channel_arn": plan.channel_arn}, now=self.clock.now,
             want_key_frame=self._want_key_frame, on_failure=lambda exc: self.end(f"recording failed: {exc}"))
         pending, self._pending = self._pending, []
         for candidate in pending:
@@ -320,13 +329,13 @@ class StoragePeer:
 
     async def _watch(self) -> None:
         try:
-            await asyncio.wait_for(self._answered.wait(), self.plan.answer_timeout)
-        except asyncio.TimeoutError:
+            await wait_for(self.clock, self._answered.wait(), self.plan.answer_timeout)
+        except TimeoutError:
             self.end(f"the master sent no SDP_ANSWER within {self.plan.answer_timeout:g} s")
             return
         try:
-            await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT)
-        except asyncio.TimeoutError:
+            await wait_for(self.clock, self._connected.wait(), CONNECT_TIMEOUT)
+        except TimeoutError:
             self.end(f"the peer connection did not connect within {CONNECT_TIMEOUT:g} s of the answer")
 
     # --- media --------------------------------------------------------------------------------

@@ -103,9 +103,9 @@ class _Frame:
     data: bytes
     rtp: int
     arrival: float
-    """``time.monotonic()`` when it was pushed."""
+    """``time.monotonic()`` when it was pushed (media timing is real time, whatever the clock)."""
     wall: float
-    """``time.time()`` when it was pushed."""
+    """The server clock's time when it was pushed."""
 
 
 @dataclass
@@ -125,19 +125,21 @@ class MatroskaRecorder:
     """Records one storage session's media into ``root/<stream>/<start>-<session>.mkv``.
 
     ``expected`` are the kinds the session negotiated (``{"video", "audio"}``);
-    ``meta`` goes into the sidecar (``stream_arn``, ``channel_arn``, ``session``);
+    ``meta`` goes into the sidecar (``stream_arn``, ``channel_arn``, ``session``); ``now`` is the
+    server's clock (epoch seconds: the recording's start and end, which retention compares with it);
     ``want_key_frame`` is called on the event loop when video needs a key frame to (re)start;
     ``on_failure`` (on the event loop) when the file cannot be written any more.
     """
 
     def __init__(self, root: Path, stream: str, session: str, expected: set[str], meta: dict[str, Any], *,
-                 want_key_frame: Callable[[], None] | None = None,
+                 now: Callable[[], float] = time.time, want_key_frame: Callable[[], None] | None = None,
                  on_failure: Callable[[BaseException], None] | None = None) -> None:
         self.root = root
         self.stream = stream
         self.session = session
         self.expected = set(expected)
         self.meta = dict(meta)
+        self._now = now
         self._want_key_frame = want_key_frame
         self._on_failure = on_failure
         self._loop = asyncio.get_running_loop()
@@ -173,7 +175,7 @@ class MatroskaRecorder:
                     self._want_key_frame()
                 return
             self._video_waits = False
-        self._queue.put(_Frame(kind, data, rtp, time.monotonic(), time.time()))
+        self._queue.put(_Frame(kind, data, rtp, time.monotonic(), self._now()))
 
     async def close(self) -> RecordingInfo | None:
         """Finish the file (and its sidecar); None if nothing was recorded."""

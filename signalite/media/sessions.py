@@ -22,13 +22,14 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..controlplane.channels import message_ttl
-from ..store import Resource
+from .. import channel as channels
+from ..store import Resource, Store
 from . import retention
-from .signaling import open_link
+from .signaling import accepting, open_link
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..services import Services
+    from ..clock import Clock
+    from ..context import SignalingPlane
     from .peer import StoragePeer
 
 log = logging.getLogger("signalite.storage")
@@ -41,23 +42,16 @@ ANSWER_MARGIN = 15.0
 STOP_WAIT = 10.0
 
 
-def storage_target(channel: Resource) -> str | None:
-    """The ARN of the stream ``channel`` records to, or None if its media storage is not ENABLED."""
-    config = channel.attrs.get("MediaStorage") or {}
-    if config.get("Status") == "ENABLED" and config.get("StreamARN"):
-        return str(config["StreamARN"])
-    return None
-
-
 def _import_peer() -> Any:
     return importlib.import_module("signalite.media.peer")
 
 
 class _Session:
-    def __init__(self, channel_arn: str, stream_arn: str) -> None:
+    def __init__(self, channel: Resource, stream_arn: str) -> None:
         self.id = secrets.token_hex(8)
         self.client_id = CLIENT_ID_PREFIX + self.id
-        self.channel_arn = channel_arn
+        self.channel = channel
+        self.channel_arn = channel.arn
         self.stream_arn = stream_arn
         self.peer: "StoragePeer | None" = None
         self.stop_reason: str | None = None
@@ -71,13 +65,13 @@ class _Session:
 
 
 class StorageSessions:
-    """This node's storage sessions, by channel ARN (``services.extras[KEY]``)."""
+    """This node's storage sessions, by channel ARN."""
 
-    KEY = "storage_sessions"
-
-    def __init__(self, services: "Services", media_root: Path,
+    def __init__(self, store: Store, hub: "SignalingPlane", clock: "Clock", media_root: Path,
                  ice_servers: list[dict[str, Any]] | None = None) -> None:
-        self.services = services
+        self.store = store
+        self.hub = hub
+        self.clock = clock
         self.media_root = media_root
         self.ice_servers = list(ice_servers or [])
         self._sessions: dict[str, _Session] = {}
@@ -90,15 +84,15 @@ class StorageSessions:
     # --- sessions -------------------------------------------------------------------------------
     def start(self, channel: Resource, stream_arn: str) -> str:
         """Start a storage session for ``channel`` (replacing its running one); returns its id."""
-        if self._closing:
+        if self._closing or not accepting(self.hub):
             raise RuntimeError("the server is shutting down")
         old = self._sessions.get(channel.arn)
         if old is not None:
             old.stop("replaced by a newer JoinStorageSession")
-        session = _Session(channel.arn, stream_arn)
+        session = _Session(channel, stream_arn)
         self._sessions[channel.arn] = session
         self._all.add(session)
-        session.task = asyncio.get_running_loop().create_task(self._run(session, message_ttl(channel)))
+        session.task = asyncio.get_running_loop().create_task(self._run(session, channels.message_ttl(channel)))
         self._sweep_soon()
         return session.id
 
@@ -143,7 +137,7 @@ class StorageSessions:
 
     async def _serve(self, session: _Session, ttl: int) -> None:
         peer_module = await self._peer_module()
-        stream = await self.services.store.get_by_arn(session.stream_arn)
+        stream = await self.store.get_by_arn(session.stream_arn)
         if stream is None or stream.kind != "stream":
             log.warning("storage session %s: the stream %s of channel %s does not exist; nothing recorded",
                         session.id, session.stream_arn, session.channel_arn)
@@ -151,7 +145,7 @@ class StorageSessions:
         if session.stop_reason is not None:
             return
         try:
-            link = await open_link(self.services, session.channel_arn, session.client_id)
+            link = await open_link(self.hub, session.channel, session.client_id, self.clock)
         except LookupError as exc:
             log.info("storage session %s: cannot join channel %s: %s", session.id, session.channel_arn, exc)
             return
@@ -159,7 +153,7 @@ class StorageSessions:
             channel_arn=session.channel_arn, stream_arn=stream.arn, stream_name=stream.name, session=session.id,
             client_id=session.client_id, media_root=self.media_root, answer_timeout=ttl + ANSWER_MARGIN,
             ice_servers=self.ice_servers)
-        peer = session.peer = peer_module.StoragePeer(plan, link)
+        peer = session.peer = peer_module.StoragePeer(plan, link, self.clock)
         if session.stop_reason is not None:
             peer.end(session.stop_reason)
         log.info("storage session %s: %s joins channel %s to record stream %s", session.id, session.client_id,
@@ -183,15 +177,14 @@ class StorageSessions:
             return
         self._sweeping = True
         try:
-            store = self.services.store
+            store = self.store
             for arn, session in list(self._sessions.items()):
                 attrs = await store.get_attrs_by_arn(arn)
-                config = (attrs or {}).get("MediaStorage") or {}
                 if attrs is None:
                     session.stop("the channel was deleted")
-                elif config.get("Status") != "ENABLED" or config.get("StreamARN") != session.stream_arn:
+                elif channels.media_storage(attrs) != {"Status": "ENABLED", "StreamARN": session.stream_arn}:
                     session.stop("the channel's media storage was disabled or re-mapped")
-            await retention.sweep(self.media_root, store, self.services.clock(), self.active_paths())
+            await retention.sweep(self.media_root, store, self.clock.now(), self.active_paths())
         except Exception:
             log.exception("storage upkeep failed")
         finally:
@@ -199,7 +192,7 @@ class StorageSessions:
 
     async def run_upkeep(self, interval: float = UPKEEP_SECONDS) -> None:
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             await self.upkeep()
 
     async def close(self) -> None:

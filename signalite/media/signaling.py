@@ -10,10 +10,14 @@ re-wiring to another hub API means changing :func:`open_link` and :class:`_HubLi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..clock import Clock
+    from ..context import SignalingPlane, VirtualViewer
+    from ..store import Resource
 
 log = logging.getLogger("signalite.storage")
 
@@ -48,10 +52,11 @@ class SignalingLink(Protocol):
 
 
 class _HubLink:
-    """:class:`SignalingLink` over ``signaling.hub.VirtualViewer``."""
+    """:class:`SignalingLink` over the hub's virtual viewer (``context.VirtualViewer``)."""
 
-    def __init__(self, viewer: Any, client_id: str) -> None:
+    def __init__(self, viewer: "VirtualViewer", client_id: str, clock: "Clock") -> None:
         self._viewer = viewer
+        self._clock = clock
         self.client_id = client_id
         self.ended_by = ""
         self._gone = False
@@ -65,14 +70,14 @@ class _HubLink:
             self._end("closed by the server")
 
     async def receive(self) -> Inbound | None:
-        loop = asyncio.get_running_loop()
+        clock = self._clock
         while not self._gone:
-            began = loop.time()
+            began = clock.now()
             frame = await self._viewer.receive(_POLL)
             if frame is None:
-                # The hub's receive returns None on its timeout and, at once, when the viewer is
-                # closed: an early None is the close.
-                if loop.time() - began < _POLL * 0.9:
+                # The hub's receive returns None on its timeout (on the hub's clock, which is this
+                # one) and, at once, when the viewer is closed: an early None is the close.
+                if clock.now() - began < _POLL * 0.9:
                     self._end("closed by the server")
                 continue
             kind = str(frame.get("messageType") or "")
@@ -97,11 +102,12 @@ class _HubLink:
             log.debug("closing the storage peer's virtual viewer failed", exc_info=True)
 
 
-async def open_link(services: Any, channel_arn: str, client_id: str) -> SignalingLink:
-    """Seat ``client_id`` in ``channel_arn`` as a viewer. Raises LookupError if the channel is gone
-    (or the signaling plane is not running)."""
-    hub = getattr(services, "hub", None)
-    if hub is None or not hasattr(hub, "open_virtual_viewer"):
-        raise LookupError("the signaling plane is not running")
-    viewer = await hub.open_virtual_viewer(channel_arn, client_id)
-    return _HubLink(viewer, client_id)
+def accepting(hub: "SignalingPlane") -> bool:
+    """Whether this node's signaling plane takes new participants (not while it drains)."""
+    return not hub.draining
+
+
+async def open_link(hub: "SignalingPlane", channel: "Resource", client_id: str, clock: "Clock") -> SignalingLink:
+    """Seat ``client_id`` in ``channel`` as a viewer. Raises LookupError if the channel is gone."""
+    viewer = await hub.open_virtual_viewer(channel, client_id)
+    return _HubLink(viewer, client_id, clock)

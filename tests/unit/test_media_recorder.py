@@ -11,8 +11,16 @@ from pathlib import Path
 import av
 
 from signalite.media import library
-from signalite.media.recorder import (AUDIO, VIDEO, MatroskaRecorder, Placement, can_start, is_key_frame,
-                                      nal_types, placements)
+from signalite.media.recorder import (
+    AUDIO,
+    VIDEO,
+    MatroskaRecorder,
+    Placement,
+    can_start,
+    is_key_frame,
+    nal_types,
+    placements,
+)
 
 SPS = b"\x00\x00\x00\x01\x67\x42\xc0\x1e"
 PPS = b"\x00\x00\x00\x01\x68\xce\x3c\x80"

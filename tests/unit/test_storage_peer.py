@@ -9,8 +9,14 @@ import threading
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from signalite.media.peer import (_EncodedTap, decode_payload, encode_description, ice_servers, parse_candidate,
-                                  tap_encoded_frames)
+from signalite.media.peer import (
+    _EncodedTap,
+    decode_payload,
+    encode_description,
+    ice_servers,
+    parse_candidate,
+    tap_encoded_frames,
+)
 
 
 def b64(obj: object) -> str:
@@ -83,7 +89,7 @@ async def test_the_tap_replaces_one_receivers_decoder_queue():
         video = pc.addTransceiver("video", direction="recvonly")
         audio = pc.addTransceiver("audio", direction="recvonly")
         tap_encoded_frames(video.receiver, lambda data, ts: None)
-        assert isinstance(getattr(video.receiver, "_RTCRtpReceiver__decoder_queue"), _EncodedTap)
-        assert not isinstance(getattr(audio.receiver, "_RTCRtpReceiver__decoder_queue"), _EncodedTap)
+        assert isinstance(video.receiver._RTCRtpReceiver__decoder_queue, _EncodedTap)
+        assert not isinstance(audio.receiver._RTCRtpReceiver__decoder_queue, _EncodedTap)
     finally:
         await pc.close()

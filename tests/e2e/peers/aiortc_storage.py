@@ -150,7 +150,7 @@ class Master:
                 self.changed.clear()
                 try:
                     await asyncio.wait_for(self.changed.wait(), 0.1)  # states, or frames produced since
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         del what
 
