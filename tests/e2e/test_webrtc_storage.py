@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.media import storage_channel
 from tests.support.netns import needs_netns, run_python_in_netns
 
 FRAMES = 60  # per session, at 30 fps: two seconds
@@ -86,6 +87,26 @@ def test_channel_delete_and_server_shutdown_end_the_session_and_finish_the_file(
     _check_recording(result["recordings"][0], result["inspected"][0], result["sent"][sender])
 
 
+@pytest.mark.netns
+@pytest.mark.browser
+@needs_netns
+def test_chromium_master_with_the_kvs_sdk_and_a_fake_camera_streams_into_a_recording():
+    r = run_python_in_netns("tests/e2e/peers/chromium_storage.py", "--frames", str(FRAMES), timeout=180)
+    result = _result(r)
+    assert r.ok and result["ok"], result.get("error") or r
+    assert result["page_error"] is None and result["sent"]["codec"] == "video/H264"
+    assert result["sender"].startswith("signalite-storage-") and "connected" in result["states"]
+    (listed,) = result["recordings"]
+    (inspected,) = result["inspected"]
+    assert listed["stream"] == "browser-stream" and listed["complete"] is True
+    assert inspected["streams"] == ["video/h264", "audio/opus"]
+    assert (inspected["width"], inspected["height"]) == (320, 240)  # what the page asked the camera for
+    assert 0 < inspected["video_frames"] <= result["sent"]["frames"] + 5  # the browser counted a moment earlier
+    assert inspected["audio_samples"] > 0
+    # Media time: no longer than the browser streamed, and at most 60 frames per second of it.
+    assert inspected["video_frames"] / 60 <= inspected["duration"] <= result["streamed_seconds"] + 1.0, inspected
+
+
 # --- errors (no media) --------------------------------------------------------------------------
 
 def _error(exc: pytest.ExceptionInfo) -> tuple[str, int, str]:
@@ -94,11 +115,7 @@ def _error(exc: pytest.ExceptionInfo) -> tuple[str, int, str]:
 
 
 def _storage_channel(kv, name: str) -> str:  # type: ignore[no-untyped-def]
-    stream = kv.create_stream(StreamName=name, DataRetentionInHours=1)["StreamARN"]
-    arn = kv.create_signaling_channel(ChannelName=name)["ChannelARN"]
-    kv.update_media_storage_configuration(ChannelARN=arn,
-                                          MediaStorageConfiguration={"Status": "ENABLED", "StreamARN": stream})
-    return arn
+    return storage_channel(kv, name)[0]
 
 
 def _webrtc(server, kv, arn: str):  # type: ignore[no-untyped-def]
@@ -160,5 +177,6 @@ def test_join_storage_session_as_viewer_says_it_is_not_supported_yet(server, kv,
     code, status, message = _error(exc)
     assert (code, status) == ("InvalidArgumentException", 400)
     assert message.startswith("Signalite does not support JoinStorageSessionAsViewer yet")
+    missing = arn.replace("-channel/", "-gone/")
     with pytest.raises(storage.exceptions.ResourceNotFoundException):
-        storage.join_storage_session_as_viewer(channelArn=arn.replace(name, name + "-x"), clientId="viewer-1")
+        storage.join_storage_session_as_viewer(channelArn=missing, clientId="viewer-1")
