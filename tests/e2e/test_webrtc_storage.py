@@ -9,11 +9,14 @@ and the recording is opened and decoded with PyAV. The error tests use boto3's
 from __future__ import annotations
 
 import json
+import os
+import time
 from typing import Any
 
 import pytest
 
-from tests.support.media import storage_channel
+from signalite.media import library
+from tests.support.media import recordings, storage_channel
 from tests.support.netns import needs_netns, run_python_in_netns
 
 FRAMES = 60  # per session, at 30 fps: two seconds
@@ -167,6 +170,31 @@ def test_join_without_a_connected_master_answers_at_once(server, kv, name):
     kv.delete_signaling_channel(ChannelARN=arn)  # ends the waiting session
     with pytest.raises(storage.exceptions.ResourceNotFoundException):
         storage.join_storage_session(channelArn=arn)
+
+
+def test_recordings_older_than_the_streams_retention_are_deleted(server, kv, name):
+    # Recordings as a session leaves them (a file and its sidecar), one ended 2 h ago and one just
+    # now, of a stream that keeps 1 h; a JoinStorageSession runs the retention sweep.
+    arn, stream_arn = storage_channel(kv, name, retention_hours=1)
+    stream = kv.describe_stream(StreamARN=stream_arn)["StreamInfo"]["StreamName"]
+    now = time.time()
+    paths = {}
+    for label, end in (("old", now - 2 * 3600), ("young", now - 60)):
+        path = library.recording_path(library.media_root(server.data_dir), stream, end - 30, f"{label}{os.getpid()}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x1a\x45\xdf\xa3")
+        library.write_sidecar(path, {"stream": stream, "stream_arn": stream_arn, "start": library.iso(end - 30),
+                                     "end": library.iso(end), "complete": True})
+        paths[label] = path
+    assert {r["path"] for r in recordings(server.data_dir) if r["stream"] == stream} == {str(p) for p in paths.values()}
+    _webrtc(server, kv, arn).join_storage_session(channelArn=arn)
+    deadline = time.monotonic() + 20
+    while paths["old"].exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the sweep runs in the server, right after the session starts
+    assert not paths["old"].exists() and not library.sidecar_path(paths["old"]).exists()
+    assert paths["young"].exists()
+    assert [r["path"] for r in recordings(server.data_dir) if r["stream"] == stream] == [str(paths["young"])]
+    kv.delete_signaling_channel(ChannelARN=arn)
 
 
 def test_join_storage_session_as_viewer_says_it_is_not_supported_yet(server, kv, name):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from signalite.media import library, retention
 from signalite.media.library import Recording
+from signalite.store import Resource, Store, open_store
 
 HOUR = 3600.0
 NOW = 1_800_000_000.0
@@ -57,16 +57,6 @@ def test_the_recording_is_the_unit_a_long_one_stays_while_its_end_is_retained():
     assert retention.expired([long], {A: 2}, NOW) == []
 
 
-class _Store:
-    """Only what the sweep reads: a stream's attributes by ARN."""
-
-    def __init__(self, attrs: dict[str, dict[str, Any]]) -> None:
-        self.attrs = attrs
-
-    async def get_attrs_by_arn(self, arn: str) -> dict[str, Any] | None:
-        return self.attrs.get(arn)
-
-
 def _write(root: Path, stream: str, start: float, session: str, arn: str | None, end: float | None) -> Path:
     path = library.recording_path(root, stream, start, session)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,13 +68,30 @@ def _write(root: Path, stream: str, start: float, session: str, arn: str | None,
     return path
 
 
+async def _store(tmp_path: Path) -> Store:
+    """A real SQLite store holding stream A (24 h retention); stream B does not exist."""
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    await store.open()
+    await store.insert(Resource(account="111122223333", region="us-west-2", kind="stream", name="a", arn=A,
+                                created=NOW - 100 * HOUR, version="v1", attrs={"DataRetentionInHours": 24}))
+    return store
+
+
 def test_sweep_deletes_expired_files_and_their_sidecars(tmp_path: Path):
-    old = _write(tmp_path, "a", NOW - 50 * HOUR, "s1", A, NOW - 49 * HOUR)
-    young = _write(tmp_path, "a", NOW - 2 * HOUR, "s2", A, NOW - 1 * HOUR)
-    other = _write(tmp_path, "b", NOW - 50 * HOUR, "s3", B, NOW - 49 * HOUR)
-    bare = _write(tmp_path, "a", NOW - 50 * HOUR, "s4", None, None)
-    store = _Store({A: {"DataRetentionInHours": 24}})  # B: the stream no longer exists
-    gone = asyncio.run(retention.sweep(tmp_path, store, NOW))  # type: ignore[arg-type]
+    root = tmp_path / "media"
+    old = _write(root, "a", NOW - 50 * HOUR, "s1", A, NOW - 49 * HOUR)
+    young = _write(root, "a", NOW - 2 * HOUR, "s2", A, NOW - 1 * HOUR)
+    other = _write(root, "b", NOW - 50 * HOUR, "s3", B, NOW - 49 * HOUR)
+    bare = _write(root, "a", NOW - 50 * HOUR, "s4", None, None)
+
+    async def run() -> list[Recording]:
+        store = await _store(tmp_path)
+        try:
+            return await retention.sweep(root, store, NOW)
+        finally:
+            await store.close()
+
+    gone = asyncio.run(run())
     assert [r.path for r in gone] == [old]
     assert not old.exists() and not library.sidecar_path(old).exists()
     assert young.exists() and other.exists() and bare.exists()
