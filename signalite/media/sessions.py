@@ -149,11 +149,15 @@ class StorageSessions:
         except LookupError as exc:
             log.info("storage session %s: cannot join channel %s: %s", session.id, session.channel_arn, exc)
             return
-        plan = peer_module.Plan(
-            channel_arn=session.channel_arn, stream_arn=stream.arn, stream_name=stream.name, session=session.id,
-            client_id=session.client_id, media_root=self.media_root, answer_timeout=ttl + ANSWER_MARGIN,
-            ice_servers=self.ice_servers)
-        peer = session.peer = peer_module.StoragePeer(plan, link, self.clock)
+        try:
+            plan = peer_module.Plan(
+                channel_arn=session.channel_arn, stream_arn=stream.arn, stream_name=stream.name, session=session.id,
+                client_id=session.client_id, media_root=self.media_root, answer_timeout=ttl + ANSWER_MARGIN,
+                ice_servers=self.ice_servers)
+            peer = session.peer = peer_module.StoragePeer(plan, link, self.clock)
+        except Exception:
+            await link.close()
+            raise
         if session.stop_reason is not None:
             peer.end(session.stop_reason)
         log.info("storage session %s: %s joins channel %s to record stream %s", session.id, session.client_id,
