@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..config import ConfigError
 from ..context import CLOCK, ICE, SETTINGS
-from . import alexa, ice
+from . import alexa, ice, webrtc_storage
 from .coturn import INSTALL_HINT, Coturn, CoturnUnavailable, find_turnserver, load_or_create_secret
 from .ice import IceProvider
 from .stun import start_responder
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import Settings
 
 log = logging.getLogger("signalite.ice")
-MODULES = [ice, alexa]
+MODULES = [ice, alexa, webrtc_storage]
 
 
 def _uri_host(host: str) -> str:
@@ -57,8 +57,8 @@ def check_ice_settings(settings: "Settings") -> None:
 
 
 def setup(app: web.Application) -> None:
-    """Attach data-plane lifecycles (ICE provider ``app[ICE]``, embedded STUN, supervised coturn)
-    and the Alexa rate limits to ``app``."""
+    """Attach data-plane lifecycles (ICE provider ``app[ICE]``, embedded STUN, supervised coturn,
+    storage sessions) and the Alexa rate limits to ``app``."""
     settings = app[SETTINGS]
     check_ice_settings(settings)
     alexa.setup(app)
@@ -116,3 +116,4 @@ def setup(app: web.Application) -> None:
                 await coturn.stop()
 
     app.cleanup_ctx.append(ice_ctx)
+    webrtc_storage.setup(app)

@@ -1,0 +1,12 @@
+"""WebRTC ingestion (JoinStorageSession): a storage peer records a channel master's media.
+
+``library``    where recordings live and what is known about each (file layout, JSON sidecars)
+``retention``  which recordings the stream's DataRetentionInHours lets go (pure) plus the deleting
+``signaling``  the one adapter between a storage peer and the signaling hub
+``recorder``   encoded H.264 and Opus frames into one Matroska file, on its own thread (PyAV)
+``peer``       the aiortc peer that offers, receives and feeds the recorder
+``sessions``   one storage session per channel: start, replace, stop, periodic upkeep
+
+Only ``recorder`` and ``peer`` import PyAV and aiortc; the sessions load them in a thread the first
+time a session starts, so neither the server's start nor ``signalite admin`` pays for them.
+"""

@@ -1,0 +1,216 @@
+"""One storage session per channel on this node, each in its own task, and the periodic upkeep.
+
+:meth:`StorageSessions.start` is synchronous: JoinStorageSession answers as soon as the task
+exists. The task loads aiortc and PyAV (in a thread, the first time), reads the stream, takes its
+seat in the channel and runs the peer; whatever goes wrong in it is logged, never raised into
+the caller or the signaling plane. A newer session for the same channel stops the running one
+("the most recent client request takes precedence"). Sessions also stop when their peer connection
+fails or closes (the master left), their seat is closed (GO_AWAY, the channel deleted, the server
+stopping), the channel's media storage is disabled or re-mapped, or the server shuts down.
+
+Upkeep, once a minute and when a session starts: the retention sweep, and stopping sessions
+whose channel lost its media storage. Sessions are per node: in a cluster, two nodes that each got
+a JoinStorageSession for one channel each run one (the router has no cluster-wide seat for it yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import channel as channels
+from ..store import Resource, Store
+from . import retention
+from .signaling import accepting, open_link
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..clock import Clock
+    from ..context import SignalingPlane
+    from .peer import StoragePeer
+
+log = logging.getLogger("signalite.storage")
+
+CLIENT_ID_PREFIX = "signalite-storage-"
+"""Storage peers' client ids: this prefix and 16 hex digits (valid client ids, never ``AWS_``)."""
+UPKEEP_SECONDS = 60.0
+ANSWER_MARGIN = 15.0
+"""The offer waits the channel's MessageTtlSeconds for an offline master; the answer, this longer."""
+STOP_WAIT = 10.0
+
+
+def _import_peer() -> Any:
+    return importlib.import_module("signalite.media.peer")
+
+
+class _Session:
+    def __init__(self, channel: Resource, stream_arn: str) -> None:
+        self.id = secrets.token_hex(8)
+        self.client_id = CLIENT_ID_PREFIX + self.id
+        self.channel = channel
+        self.channel_arn = channel.arn
+        self.stream_arn = stream_arn
+        self.peer: "StoragePeer | None" = None
+        self.stop_reason: str | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.peer is not None:
+            self.peer.end(reason)
+
+
+class StorageSessions:
+    """This node's storage sessions, by channel ARN."""
+
+    def __init__(self, store: Store, hub: "SignalingPlane", clock: "Clock", media_root: Path,
+                 ice_servers: list[dict[str, Any]] | None = None) -> None:
+        self.store = store
+        self.hub = hub
+        self.clock = clock
+        self.media_root = media_root
+        self.ice_servers = list(ice_servers or [])
+        self._sessions: dict[str, _Session] = {}
+        self._all: set[_Session] = set()
+        self._sweeping = False
+        self._sweep: asyncio.Task[None] | None = None
+        self._peer_import: asyncio.Future[Any] | None = None
+        self._closing = False
+
+    # --- sessions -------------------------------------------------------------------------------
+    def start(self, channel: Resource, stream_arn: str) -> str:
+        """Start a storage session for ``channel`` (replacing its running one); returns its id."""
+        if self._closing or not accepting(self.hub):
+            raise RuntimeError("the server is shutting down")
+        old = self._sessions.get(channel.arn)
+        if old is not None:
+            old.stop("replaced by a newer JoinStorageSession")
+        session = _Session(channel, stream_arn)
+        self._sessions[channel.arn] = session
+        self._all.add(session)
+        session.task = asyncio.get_running_loop().create_task(self._run(session, channels.message_ttl(channel)))
+        self._sweep_soon()
+        return session.id
+
+    def stop(self, channel_arn: str, reason: str) -> bool:
+        session = self._sessions.get(channel_arn)
+        if session is None:
+            return False
+        session.stop(reason)
+        return True
+
+    def running(self) -> dict[str, str]:
+        """Channel ARN → id of its current session."""
+        return {arn: s.id for arn, s in self._sessions.items()}
+
+    def active_paths(self) -> set[Path]:
+        """Recordings being written (the retention sweep keeps them)."""
+        paths = set()
+        for session in self._all:
+            path = session.peer.recording_path if session.peer is not None else None
+            if path is not None:
+                paths.add(path)
+        return paths
+
+    async def _run(self, session: _Session, ttl: int) -> None:
+        try:
+            await self._serve(session, ttl)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("storage session %s of channel %s failed", session.id, session.channel_arn)
+        finally:
+            self._all.discard(session)
+            if self._sessions.get(session.channel_arn) is session:
+                del self._sessions[session.channel_arn]
+
+    async def _peer_module(self) -> Any:
+        """``signalite.media.peer`` (aiortc, PyAV), imported in a thread the first time, once for
+        all sessions: the import takes about half a second, which must not stall the event loop."""
+        if self._peer_import is None:
+            self._peer_import = asyncio.ensure_future(asyncio.to_thread(_import_peer))
+        return await asyncio.shield(self._peer_import)
+
+    async def _serve(self, session: _Session, ttl: int) -> None:
+        peer_module = await self._peer_module()
+        stream = await self.store.get_by_arn(session.stream_arn)
+        if stream is None or stream.kind != "stream":
+            log.warning("storage session %s: the stream %s of channel %s does not exist; nothing recorded",
+                        session.id, session.stream_arn, session.channel_arn)
+            return
+        if session.stop_reason is not None:
+            return
+        try:
+            link = await open_link(self.hub, session.channel, session.client_id, self.clock)
+        except LookupError as exc:
+            log.info("storage session %s: cannot join channel %s: %s", session.id, session.channel_arn, exc)
+            return
+        try:
+            plan = peer_module.Plan(
+                channel_arn=session.channel_arn, stream_arn=stream.arn, stream_name=stream.name, session=session.id,
+                client_id=session.client_id, media_root=self.media_root, answer_timeout=ttl + ANSWER_MARGIN,
+                ice_servers=self.ice_servers)
+            peer = session.peer = peer_module.StoragePeer(plan, link, self.clock)
+        except Exception:
+            await link.close()
+            raise
+        if session.stop_reason is not None:
+            peer.end(session.stop_reason)
+        log.info("storage session %s: %s joins channel %s to record stream %s", session.id, session.client_id,
+                 session.channel_arn, stream.name)
+        reason = await peer.run()
+        rec = peer.recording
+        if rec is not None:
+            log.info("storage session %s ended (%s); recorded %s (%s)", session.id, reason, rec.path,
+                     ", ".join(f"{n} {k} frames" for k, n in rec.frames.items()))
+        else:
+            log.info("storage session %s ended (%s); nothing recorded", session.id, reason)
+
+    # --- upkeep ---------------------------------------------------------------------------------
+    def _sweep_soon(self) -> None:
+        if self._sweep is None or self._sweep.done():
+            self._sweep = asyncio.get_running_loop().create_task(self.upkeep())
+
+    async def upkeep(self) -> None:
+        """Stop sessions whose channel lost its media storage; delete expired recordings."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+        try:
+            store = self.store
+            for arn, session in list(self._sessions.items()):
+                attrs = await store.get_attrs_by_arn(arn)
+                if attrs is None:
+                    session.stop("the channel was deleted")
+                elif channels.media_storage(attrs) != {"Status": "ENABLED", "StreamARN": session.stream_arn}:
+                    session.stop("the channel's media storage was disabled or re-mapped")
+            await retention.sweep(self.media_root, store, self.clock.now(), self.active_paths())
+        except Exception:
+            log.exception("storage upkeep failed")
+        finally:
+            self._sweeping = False
+
+    async def run_upkeep(self, interval: float = UPKEEP_SECONDS) -> None:
+        while True:
+            await self.clock.sleep(interval)
+            await self.upkeep()
+
+    async def close(self) -> None:
+        """Server stopping: stop every session and let it finish its recording."""
+        self._closing = True
+        for session in list(self._all):
+            session.stop("the server is shutting down")
+        if self._sweep is not None:
+            self._sweep.cancel()
+        tasks = [s.task for s in self._all if s.task is not None]
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=STOP_WAIT)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("%d storage session(s) did not stop within %g s", len(pending), STOP_WAIT)

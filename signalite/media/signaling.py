@@ -1,0 +1,113 @@
+"""The storage peer's seat in the channel: the one place that knows the signaling hub's API.
+
+A storage peer joins its channel as a viewer that has no socket, through the hub's *virtual
+viewer* (the same one SendAlexaOfferToMaster uses): its messages route exactly like a WebSocket
+viewer's (to the master, ``senderClientId`` = its client id, retained for the channel's TTL while
+the master is offline), it does not count against the viewer quota, and what the master sends to
+its client id reaches it. Everything else in ``signalite.media`` talks to a :class:`SignalingLink`;
+re-wiring to another hub API means changing :func:`open_link` and :class:`_HubLink` only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..clock import Clock
+    from ..context import SignalingPlane, VirtualViewer
+    from ..store import Resource
+
+log = logging.getLogger("signalite.storage")
+
+_POLL = 30.0
+"""How long one wait on the hub lasts; a wait that returns nothing sooner means the seat is gone."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message from the master: ``kind`` is its messageType (``SDP_ANSWER``, ``ICE_CANDIDATE``,
+    ``STATUS_RESPONSE``…), ``payload`` its messagePayload ("" if none), ``status`` its
+    statusResponse (STATUS_RESPONSE only)."""
+
+    kind: str
+    payload: str = ""
+    status: dict[str, Any] | None = None
+
+
+class SignalingLink(Protocol):
+    client_id: str
+    ended_by: str
+    """Why :meth:`receive` returned None ("" while it has not)."""
+
+    async def send(self, action: str, payload: str) -> None:
+        """Send ``SDP_OFFER`` or ``ICE_CANDIDATE`` (base64 payload) to the channel's master."""
+
+    async def receive(self) -> Inbound | None:
+        """The next message for this peer; None once the seat is gone (GO_AWAY, closed by the
+        server: channel deleted, replaced, idle, shutdown). After None, always None."""
+
+    async def close(self) -> None: ...
+
+
+class _HubLink:
+    """:class:`SignalingLink` over the hub's virtual viewer (``context.VirtualViewer``)."""
+
+    def __init__(self, viewer: "VirtualViewer", client_id: str, clock: "Clock") -> None:
+        self._viewer = viewer
+        self._clock = clock
+        self.client_id = client_id
+        self.ended_by = ""
+        self._gone = False
+
+    async def send(self, action: str, payload: str) -> None:
+        if self._gone:
+            return
+        try:
+            await self._viewer.send(action, payload)
+        except RuntimeError:  # the virtual viewer was closed under us
+            self._end("closed by the server")
+
+    async def receive(self) -> Inbound | None:
+        clock = self._clock
+        while not self._gone:
+            began = clock.now()
+            frame = await self._viewer.receive(_POLL)
+            if frame is None:
+                # The hub's receive returns None on its timeout (on the hub's clock, which is this
+                # one) and, at once, when the viewer is closed: an early None is the close.
+                if clock.now() - began < _POLL * 0.9:
+                    self._end("closed by the server")
+                continue
+            kind = str(frame.get("messageType") or "")
+            if kind == "GO_AWAY":
+                self._end("GO_AWAY")
+                break
+            if kind == "RECONNECT_ICE_SERVER":  # the peer connection stands; nothing to renew here
+                continue
+            return Inbound(kind, str(frame.get("messagePayload") or ""), frame.get("statusResponse"))
+        return None
+
+    def _end(self, why: str) -> None:
+        if not self._gone:
+            self._gone = True
+            self.ended_by = why
+
+    async def close(self) -> None:
+        self._end("closed by the storage session")
+        try:
+            await self._viewer.close()
+        except Exception:  # closing is best effort: the hub may be shutting down
+            log.debug("closing the storage peer's virtual viewer failed", exc_info=True)
+
+
+def accepting(hub: "SignalingPlane") -> bool:
+    """Whether this node's signaling plane takes new participants (not while it drains)."""
+    return not hub.draining
+
+
+async def open_link(hub: "SignalingPlane", channel: "Resource", client_id: str, clock: "Clock") -> SignalingLink:
+    """Seat ``client_id`` in ``channel`` as a viewer. Raises LookupError if the channel is gone."""
+    viewer = await hub.open_virtual_viewer(channel, client_id)
+    return _HubLink(viewer, client_id, clock)
