@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from .config import add_arguments, settings_from, without_default_port
 
 ADMIN_PATH = "/_signalite/admin/signaling"
+DISCONNECT_PATH = "/_signalite/admin/disconnect"
 ENDPOINT_FILE = "endpoint.json"
 """Written by ``signalite serve`` into the data directory: ``{"url", "ca", "http_port"}``."""
 DEFAULT_REGION = "us-west-2"
@@ -71,6 +72,19 @@ def add_admin_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
                          help="send RECONNECT_ICE_SERVER instead of GO_AWAY (sockets stay open)")
     add_target_arguments(go_away)
     go_away.set_defaults(func=cmd_go_away)
+
+    disconnect = commands.add_parser(
+        "disconnect", help="close one client's WebSocket (status 1001; GO_AWAY first only with --go-away-frames)")
+    disconnect.add_argument("channel_arn", metavar="CHANNEL_ARN", help="the signaling channel's ARN")
+    who = disconnect.add_mutually_exclusive_group(required=True)
+    who.add_argument("client_id", metavar="CLIENT_ID", nargs="?", default=None, help="the viewer's client id")
+    who.add_argument("--master", action="store_true", help="close the channel's master instead of a viewer")
+    add_target_arguments(disconnect)
+    disconnect.set_defaults(func=cmd_disconnect)
+
+    from .recordings import add_recordings_command
+
+    add_recordings_command(commands)
 
 
 def sign_request(method: str, url: str, body: bytes, access_key_id: str, secret_access_key: str,
@@ -152,5 +166,18 @@ def cmd_go_away(args: argparse.Namespace) -> int:
     answer = client.call(ADMIN_PATH, {"ChannelARN": args.channel_arn,
                                       "Type": "RECONNECT_ICE_SERVER" if args.reconnect_ice_server else "GO_AWAY"},
                          region=parsed.region if parsed else DEFAULT_REGION)
+    print(json.dumps(answer))
+    return 0
+
+
+def cmd_disconnect(args: argparse.Namespace) -> int:
+    from .aws import arn as arns
+
+    client = AdminClient.from_args(args)
+    parsed = arns.parse(args.channel_arn)
+    payload = {"ChannelARN": args.channel_arn}
+    if not args.master:
+        payload["ClientId"] = args.client_id
+    answer = client.call(DISCONNECT_PATH, payload, region=parsed.region if parsed else DEFAULT_REGION)
     print(json.dumps(answer))
     return 0

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from .config import add_arguments, settings_from
 from .media.library import Recording, iso, media_root, scan
 
 
@@ -25,8 +25,7 @@ def add_recordings_command(commands: "argparse._SubParsersAction[argparse.Argume
                               description="List the recordings of WebRTC ingestion under DATA_DIR/media.")
     cmd.add_argument("stream", nargs="?", default=None, help="only this stream's recordings (its name)")
     cmd.add_argument("--json", action="store_true", help="print a JSON array")
-    cmd.add_argument("--data-dir", type=Path, default=None,
-                     help="the server's data directory (default $SIGNALITE_DATA_DIR or ./.signalite)")
+    add_arguments(cmd, "data_dir")
     cmd.set_defaults(func=cmd_recordings)
 
 
@@ -54,7 +53,7 @@ def format_table(recordings: list[Recording]) -> str:
 
 
 def cmd_recordings(args: argparse.Namespace) -> int:
-    data_dir = args.data_dir or Path(os.environ.get("SIGNALITE_DATA_DIR", ".signalite"))
+    data_dir = settings_from(args).data_dir  # --data-dir over SIGNALITE_DATA_DIR over the default
     recordings = list_recordings(data_dir, args.stream)
     if args.json:
         out: list[dict[str, Any]] = [r.to_json() for r in recordings]

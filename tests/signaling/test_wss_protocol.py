@@ -587,3 +587,26 @@ async def test_a_viewer_that_never_reads_is_closed_as_a_slow_consumer(relaxed_se
         pass
     await master.close()
     await other.close()
+
+
+def _admin_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SIGNALITE_ACCESS_KEY_ID": ACCESS_KEY, "SIGNALITE_SECRET_ACCESS_KEY": SECRET_KEY}
+    return subprocess.run([sys.executable, "-m", "signalite", "admin", *args, "--data-dir", str(server.data_dir)],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+async def test_admin_disconnect_closes_one_viewer_or_the_master_without_a_frame(server, name):
+    arn = channel(server, name)
+    master, viewer, other = await connect(server, arn), await connect(server, arn, "v"), await connect(server, arn, "w")
+    done = await asyncio.to_thread(_admin_cli, server, "disconnect", arn, "v")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ChannelARN": arn, "ClientId": "v", "ConnectedHere": True}
+    assert await viewer.ended() == (1001, "disconnected by the operator", [])
+    await master.send("SDP_ANSWER", "eA==", recipient="w")  # the others stay connected and routed
+    assert (await other.recv())["messagePayload"] == "eA=="
+    done = await asyncio.to_thread(_admin_cli, server, "disconnect", arn, "--master")
+    assert done.returncode == 0, done.stderr
+    assert await master.ended() == (1001, "disconnected by the operator", [])
+    await other.close()
+    gone = await asyncio.to_thread(_admin_cli, server, "disconnect", arn.replace(name, name + "-x"), "v")
+    assert gone.returncode == 1 and "ResourceNotFoundException" in gone.stderr
