@@ -160,7 +160,9 @@ class Conn:
         self.close_reason = ""
         self.state = OPEN
         self.virtual = virtual
-        """A socket-less viewer (SendAlexaOfferToMaster): not counted against the viewer quota."""
+        """A socket-less viewer (SendAlexaOfferToMaster, a storage session): not counted against the
+        viewer quota, and not subject to the idle timeout or maximum duration (the server's own
+        peers end when their work does: an answer, a recording)."""
         self.timer: list[Any] | None = None
         """Its entry in the router's idle/duration schedule (while OPEN) or close schedule (GOING_AWAY)."""
 
@@ -297,7 +299,7 @@ class Router:
         else:
             ch.ttl = ttl
         conn = Conn(ch, client_id, handle, now, self.quotas, virtual)
-        if self._watching:
+        if self._watching and not virtual:  # a server-side peer ends when its own work does
             conn.timer = self._watch.push(self._watch_at(conn), conn)
         if client_id is None:
             old = ch.master

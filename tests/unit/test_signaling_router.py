@@ -563,3 +563,13 @@ def test_a_control_event_from_a_newer_node_is_ignored():
     m = w.connect()
     w.bus.publish(ARN, Control("ctl", "something_new", "x"))
     assert m.handle.sent == [] and m.state is ConnState.OPEN
+
+
+def test_virtual_viewers_are_not_ended_by_the_idle_timeout_or_maximum_duration():
+    w = World(go_away_frames=False, idle_timeout_seconds=10, max_connection_seconds=30)
+    peer = w.connect("signalite-storage-1", virtual=True)
+    w.tick(31)
+    assert peer.handle.closed is None and peer.state is ConnState.OPEN
+    m = w.connect()
+    w.send(m, "SDP_OFFER", recipient="signalite-storage-1")
+    assert len(peer.handle.sent) == 1
