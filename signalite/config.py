@@ -234,8 +234,10 @@ class Quotas:
 @dataclass(frozen=True)
 class Settings:
     host: str = option("127.0.0.1", "interface to listen on")
-    port: int = option(8443, "TLS listener port", parse=_port, metavar="PORT")
-    http_port: int | None = option(None, "optional plain-HTTP listener port (behind a TLS proxy)", parse=_port,
+    port: int = option(8443, "TLS listener port (0: a free port, advertised and written to endpoint.json)",
+                       parse=_port, metavar="PORT")
+    http_port: int | None = option(None, "optional plain-HTTP listener port (behind a TLS proxy; 0: a free port)",
+                                   parse=_port,
                                    metavar="PORT", shown="none")
     data_dir: Path = option(Path(".signalite"), "state directory (credentials, local CA, SQLite, endpoint.json)",
                             metavar="DIR")
