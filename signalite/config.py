@@ -285,6 +285,11 @@ class Settings:
         "the KVS C SDK v1.14.0 and earlier deadlocks on GO_AWAY")
     drain_timeout: float = option(30.0, "on SIGTERM, spread the closing of this node's clients over at most "
                                   "this many seconds", parse=_seconds, metavar="SECONDS")
+    metrics: bool = option(True, "serve Prometheus metrics at GET /metrics on every listener")
+    metrics_token: str | None = option(None, "require `Authorization: Bearer TOKEN` on GET /metrics",
+                                       metavar="TOKEN", secret=True, shown="none")
+    log_format: str = option("text", "log line format", choices=("text", "json"))
+    log_payloads: bool = option(False, "include SDP and ICE payloads in logs (off: they never appear)")
     node_name: str | None = option(None, "name of this node in a cluster", flag="node-id", env="NODE_ID",
                                    metavar="NAME", shown="HOST:PORT, the machine's name standing in for a wildcard --host")
     max_body_bytes: int = 1024 * 1024
