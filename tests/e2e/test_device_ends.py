@@ -463,7 +463,6 @@ async def test_inner_strict_c_sdk_on_443(tmp_path, public_url):
 
 @needs_netns
 @pytest.mark.netns
-@pytest.mark.xfail(strict=True, reason="advertised URLs carry :443 until the port-less URL change lands")
 def test_strict_c_sdk_on_443_with_the_urls_the_server_advertises():
     r = run_pytest_in_netns(f"{__file__}::test_inner_strict_c_sdk_on_443[advertised]")
     assert r.ok, str(r)

@@ -49,7 +49,7 @@ import ssl
 import struct
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Callable, Literal
 from urllib.parse import quote, urlsplit
 
@@ -138,7 +138,7 @@ def _signature(secret: str, amz_date: str, region: str, service: str, canonical:
 
 
 def amz_date(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def rest_authorization(*, host: str, path: str, body: bytes, user_agent: str, date: str, region: str,
@@ -537,7 +537,7 @@ class CSdkClient:
         self.calls.append(call)
         host, port, path = _split(base, c.strict_port)
         path = (path.rstrip("/") + api) if path else api
-        date = amz_date(datetime.now(timezone.utc))
+        date = amz_date(datetime.now(UTC))
         auth = rest_authorization(host=host, path=path, body=body, user_agent=USER_AGENT, date=date,
                                   region=c.region, access_key=c.access_key, secret_key=c.secret_key)
         headers = [
@@ -579,7 +579,7 @@ class CSdkClient:
         params = {"X-Amz-ChannelARN": self.channel_arn}
         if c.wss_client_id is not None:
             params["X-Amz-ClientId"] = c.wss_client_id
-        query = presigned_query(host=host, path=path or "/", params=params, date=amz_date(datetime.now(timezone.utc)),
+        query = presigned_query(host=host, path=path or "/", params=params, date=amz_date(datetime.now(UTC)),
                                 region=c.region, access_key=c.access_key, secret_key=c.secret_key,
                                 token=c.session_token)
         key = base64.b64encode(os.urandom(16)).decode()
