@@ -132,8 +132,9 @@ def _run(coro: object) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import configure
+
+    configure(settings.log_level, settings.log_format)
     _run(_serve(settings))
     return 0
 

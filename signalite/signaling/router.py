@@ -49,6 +49,7 @@ from .frames import (
     valid_id,
 )
 from .quotas import TokenBucket, bucket
+from .stats import BUFFERED, DELIVERED, EXPIRED, REJECTED, REPLACED, RouterStats, message_type
 
 
 class Send(NamedTuple):
@@ -259,6 +260,8 @@ class Router:
         self.go_away_frames = go_away_frames
         """Send GO_AWAY before server-initiated closes (and close after the grace), not just close."""
         self.channels: dict[str, Channel] = {}
+        self.stats = RouterStats()
+        """What it decided, counted (read by the metrics collector)."""
         self._short_payload = quotas.max_payload_bytes * 4 // 3
         """Base64 payloads up to this length cannot exceed the decoded limit: no need to measure them."""
         self._deleted: set[str] = set()
@@ -309,15 +312,22 @@ class Router:
             ch.viewers[client_id] = conn
             if not virtual:
                 ch.real_viewers += 1
+        if not virtual:
+            self.stats.connections[_role(conn)] += 1
         if old is not None:
             self._detach(old, replaced=True)
             self._end(old, CLOSE_NORMAL, "replaced by a newer connection", actions)
         retained = ch.pending.pop(conn.key, None)
         if retained:
             del ch.checks[conn.key]
+            stats = self.stats
             for env in retained:
                 if env.expires > now:
                     actions.append(Send(conn, env.frame))
+                    stats.messages[env.msg_type, DELIVERED] += 1
+                    stats.delivery.observe(now - (env.expires - ch.ttl))
+                else:
+                    stats.messages[env.msg_type, EXPIRED] += 1
         return conn, actions
 
     def _admit(self, ch: Channel | None, client_id: str | None, now: float) -> TokenBucket | None:
@@ -356,6 +366,8 @@ class Router:
         if conn.timer is not None:
             (self._watch if conn.state is OPEN else self._closing).cancel(conn.timer)
             conn.timer = None
+        if conn.state is not CLOSED and not conn.virtual:
+            self.stats.connections[_role(conn)] -= 1
         conn.state = CLOSED
         ch = conn.channel
         if conn.client_id is None:
@@ -383,31 +395,32 @@ class Router:
         try:
             m = frames.parse(text)
         except Malformed as exc:
+            self.stats.messages[message_type(None), REJECTED] += 1
             return [Close(conn, CLOSE_INVALID_DATA, str(exc))]
         cid = m.correlation_id
         action = m.action
         if action not in ACTIONS:
-            return _fail(conn, cid, INVALID_ARGUMENT,
+            return _fail(self.stats, conn, action, cid, INVALID_ARGUMENT,
                          "action must be one of SDP_OFFER, SDP_ANSWER, ICE_CANDIDATE.")
         if cid is not None and not valid_id(cid):
-            return _fail(conn, cid, INVALID_ARGUMENT,
+            return _fail(self.stats, conn, action, cid, INVALID_ARGUMENT,
                          "correlationId must be 1 to 256 characters of [a-zA-Z0-9_.-].")
         limiter = conn.sdp if action in SDP_ACTIONS else conn.ice
         if limiter is not None and not limiter.take(now):
             rate = self.quotas.sdp_messages_per_second if action in SDP_ACTIONS else self.quotas.ice_messages_per_second
-            return _fail(conn, cid, CLIENT_LIMIT,
+            return _fail(self.stats, conn, action, cid, CLIENT_LIMIT,
                          f"{action} messages are limited to {rate:g} per second per connection.")
         payload = m.payload
         if type(payload) is not str or not payload:
-            return _fail(conn, cid, INVALID_ARGUMENT, "messagePayload is required.")
+            return _fail(self.stats, conn, action, cid, INVALID_ARGUMENT, "messagePayload is required.")
         if len(payload) > self._short_payload and decoded_size(payload) > self.quotas.max_payload_bytes:
-            return _fail(conn, cid, INVALID_ARGUMENT,
+            return _fail(self.stats, conn, action, cid, INVALID_ARGUMENT,
                          f"messagePayload is larger than {self.quotas.max_payload_bytes} bytes.")
         ch = conn.channel
         if conn.client_id is None:
             recipient = m.recipient
             if not valid_id(recipient):
-                return _fail(conn, cid, INVALID_ARGUMENT,
+                return _fail(self.stats, conn, action, cid, INVALID_ARGUMENT,
                              "recipientClientId is required from the master: 1 to 256 characters of [a-zA-Z0-9_.-].")
             frame = frames.message(action, payload, None)
         else:
@@ -426,11 +439,17 @@ class Router:
             return self._apply(ch, message, now)
         key = message.recipient
         target = ch.master if key == MASTER else ch.viewers.get(key)
+        stats = self.stats
         if target is not None:
             target.last_active = now
+            stats.messages[message.msg_type, DELIVERED] += 1
+            stats.delivery.observe(now - (message.expires - ch.ttl))
             return [_new(Send, (target, message.frame))]
         if message.expires > now:
             self._retain(ch, key, message)
+            stats.messages[message.msg_type, BUFFERED] += 1
+        else:
+            stats.messages[message.msg_type, EXPIRED] += 1
         return _NOTHING
 
     def _retain(self, ch: Channel, key: str, env: Envelope) -> None:
@@ -448,9 +467,11 @@ class Router:
             for i, old in enumerate(queue):
                 if old.msg_type == env.msg_type and old.sender == env.sender:
                     del queue[i]
+                    self.stats.messages[old.msg_type, REPLACED] += 1
                     break
         queue.append(env)
         if len(queue) > MAX_RETAINED_PER_RECIPIENT:
+            self.stats.messages[queue[0].msg_type, EXPIRED] += 1  # dropped undelivered, as at its expiry
             del queue[0]
 
     # --- channel events ------------------------------------------------------------------------
@@ -612,6 +633,9 @@ class Router:
                 continue  # delivered, rescheduled, or the channel is gone
             queue = ch.pending[key]
             kept = [e for e in queue if e.expires > now]
+            for e in queue:
+                if e.expires <= now:
+                    self.stats.messages[e.msg_type, EXPIRED] += 1
             if not kept:
                 del ch.pending[key]
                 del checks[key]
@@ -646,8 +670,14 @@ class Scheduled(NamedTuple):
     """Recipients whose retained messages have an expiry check."""
 
 
-def _fail(conn: Conn, correlation_id: Any, error_type: str, description: str) -> list[Action]:
-    """STATUS_RESPONSE only on failure, and only when the failing message carried a correlationId."""
+def _role(conn: Conn) -> str:
+    return "master" if conn.client_id is None else "viewer"
+
+
+def _fail(stats: RouterStats, conn: Conn, action: Any, correlation_id: Any, error_type: str,
+          description: str) -> list[Action]:
+    """A refused message, counted; STATUS_RESPONSE only when it carried a correlationId."""
+    stats.messages[message_type(action), REJECTED] += 1
     if type(correlation_id) is str and correlation_id:
         return [Send(conn, frames.status_response(correlation_id, error_type, description))]
     return _NOTHING
