@@ -81,7 +81,7 @@ class RouterCollector(Collector):
         yield connections
         messages = CounterMetricFamily("signalite_messages", "Signaling messages, by type and what became of them",
                                        labels=["type", "outcome"])
-        for (kind, outcome), n in sorted(stats.messages.items()):
+        for (kind, outcome), n in sorted(stats.by_outcome().items()):
             messages.add_metric([kind, outcome], n)
         yield messages
         delivery = HistogramMetricFamily("signalite_message_delivery_seconds",

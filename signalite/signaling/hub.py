@@ -131,7 +131,7 @@ class Hub:
         """The service model whose error shapes the handshake's refusals are rendered with."""
         self.quotas = settings.quotas
         self.go_away_frames = settings.go_away_frames
-        self.router = Router(self.quotas, go_away_frames=settings.go_away_frames)
+        self.router = Router(self.quotas, go_away_frames=settings.go_away_frames, count_deliveries=settings.metrics)
         # A frame must hold the largest payload allowed (base64) plus the other fields.
         self.max_frame = max(self.quotas.max_frame_bytes, self.quotas.max_payload_bytes * 4 // 3 + 4096)
         self._sweeper: asyncio.Task[None] | None = None

@@ -30,18 +30,20 @@ def message_type(action: object) -> str:
 class Histogram:
     """Counts per bucket, a sum and a count, as Prometheus histograms have them."""
 
-    __slots__ = ("bounds", "counts", "total", "count")
+    __slots__ = ("bounds", "counts", "total")
 
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
-        self.count = 0
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
-        self.count += 1
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
     def cumulative(self) -> list[tuple[str, int]]:
         """``(le, cumulative count)`` pairs, ending with ``+Inf``."""
@@ -57,12 +59,23 @@ class Histogram:
 class RouterStats:
     """Counters of one router (one node)."""
 
-    __slots__ = ("messages", "delivery", "connections")
+    __slots__ = ("messages", "delivered", "delivery", "connections")
 
     def __init__(self) -> None:
         self.messages: Counter[tuple[str, str]] = Counter()
-        """``(message type, outcome)`` → messages."""
+        """``(message type, outcome)`` → messages, for every outcome but ``delivered``."""
+        self.delivered: dict[str, int] = dict.fromkeys(ACTIONS, 0)
+        """Message type → delivered messages: the per-message count, kept apart as a plain dict
+        keyed by the type string (its hash is cached) so that it costs one increment."""
         self.delivery = Histogram()
         """Seconds from a message's arrival to its delivery (retained ones included)."""
         self.connections: Counter[str] = Counter()
         """``master`` / ``viewer`` → open connections on this node (virtual peers not counted)."""
+
+    def by_outcome(self) -> dict[tuple[str, str], int]:
+        """Every ``(message type, outcome)`` count, ``delivered`` included."""
+        out = dict(self.messages)
+        for kind, n in self.delivered.items():
+            if n:
+                out[kind, DELIVERED] = n
+        return out
