@@ -21,6 +21,7 @@ from .config import Settings
 from .context import BUS, CLOCK, HUB, KEYS, SETTINGS, STORE
 from .edge.auth import Authenticator
 from .edge.rest import RestEdge, operation_table
+from .operator import trace
 from .store import open_store
 
 
@@ -87,6 +88,7 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
         app.router.add_get("/metrics", metrics.handle_metrics)
 
     signaling.setup(app, auth, wire.control_plane)  # the bus and the hub, after the store
+    trace.setup(app, auth, wire.control_plane)
     dataplane.setup(app)
 
     # Every operation path as an exact route (found by a dict lookup in aiohttp's resource index

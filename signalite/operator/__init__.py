@@ -56,4 +56,16 @@ async def disconnect_client(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]
     return {"ChannelARN": arn, "ClientId": p.get("ClientId"), "ConnectedHere": here}
 
 
-OPERATIONS = {"SendGoAway": send_go_away, "DisconnectClient": disconnect_client}
+async def list_live_channels(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    require_root(ctx)
+    return {"Channels": ctx.signaling.live_channels()}
+
+
+async def list_clients(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    require_root(ctx)
+    await _channel(ctx, p["ChannelARN"])
+    return {"Clients": ctx.signaling.clients(p["ChannelARN"])}
+
+
+OPERATIONS = {"SendGoAway": send_go_away, "DisconnectClient": disconnect_client,
+              "ListLiveChannels": list_live_channels, "ListClients": list_clients}
