@@ -12,7 +12,7 @@ import logging
 from functools import lru_cache
 from time import perf_counter
 from types import ModuleType
-from typing import Mapping
+from typing import Any, Mapping
 
 from aiohttp import hdrs, web
 from botocore.model import OperationModel
@@ -60,9 +60,18 @@ class RestEdge:
         self.operations = operations
         self.max_body_bytes = max_body_bytes
         self.stats = stats or EdgeStats()
+        self._bound: tuple[Any, ...] | None = None
 
     async def preflight(self, request: web.Request) -> web.Response:
         return answers.preflight(request)
+
+    def _resources(self, app: web.Application) -> tuple[Any, ...]:
+        """What every OpContext gets from the app, read once: the resources are set when the
+        app starts and never change while it serves (a request never arrives before that)."""
+        bound = self._bound
+        if bound is None:
+            bound = self._bound = (app[SETTINGS], app[STORE], app[CLOCK], app[HUB], app)
+        return bound
 
     async def handle(self, request: web.Request) -> web.Response:
         """One REST request, counted by operation and status and written to the access log."""
@@ -113,8 +122,7 @@ class RestEdge:
             if handler is None:
                 raise ServiceError(_unsupported_code(op),
                                    f"Signalite does not support {op.name}; it serves the signaling APIs.")
-            app = request.app
-            ctx = OpContext(principal, request_id, app[SETTINGS], app[STORE], app[CLOCK], app[HUB], app)
+            ctx = OpContext(principal, request_id, *self._resources(request.app))
             result = await handler(ctx, params)
             return answers.success(request, svc.serialize(op, result), request_id)
         except ServiceError as exc:
