@@ -8,7 +8,7 @@
 //
 //   DIR/index.html, DIR/landing.html   the console page and the landing page of GET / (from the
 //                                      templates here, with the hashed asset names filled in)
-//   DIR/static/app-HASH.js, .css       the console (src/), aws4fetch bundled in
+//   DIR/static/app-HASH.js, style-HASH.css  the console (src/), aws4fetch bundled in
 //   DIR/static/kvs-webrtc-HASH.min.js  the KVS WebRTC SDK's own browser build, unmodified
 //   DIR/static/THIRD-PARTY-NOTICES.txt the licenses of what is bundled
 import { createHash } from 'node:crypto';
@@ -34,7 +34,7 @@ const result = await esbuild.build({
   minify: true,
   format: 'iife',
   target: ['chrome109', 'firefox115', 'safari16'],
-  entryNames: '[name]-[hash]',
+  entryNames: '[name]', // hashed below, from the content alone (esbuild's [hash] also covers input paths)
   outdir: 'static',
   write: false,
   metafile: true,
@@ -46,9 +46,11 @@ const result = await esbuild.build({
 const files = {}; // name in static/ → bytes
 const names = {}; // template placeholder → name
 for (const file of result.outputFiles) {
-  const name = relative(join(here, 'static'), file.path);
+  const plain = relative(join(here, 'static'), file.path); // app.js, style.css
+  const dot = plain.lastIndexOf('.');
+  const name = `${plain.slice(0, dot)}-${hash(file.contents)}${plain.slice(dot)}`;
   files[name] = Buffer.from(file.contents);
-  names[name.endsWith('.css') ? 'style.css' : 'app.js'] = name;
+  names[plain] = name;
 }
 
 // 2. The KVS WebRTC SDK, as its package ships it for browsers (window.KVSWebRTC).

@@ -24,8 +24,8 @@ from aiohttp import web
 CONSOLE_PATH = "/console"
 STATIC_PREFIX = "/console/static/"
 
-_HASHED = re.compile(r"-[A-Za-z0-9]{8,}\.")
-"""``app-AF6WQY2S.js``: a content-hashed name (esbuild's, or the build script's own)."""
+_HASHED = re.compile(r"-[0-9a-f]{10}\.")
+"""``app-c0863dd2b0.js``: named by the build after a hash of the content."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".txt": "text/plain",
           ".svg": "image/svg+xml", ".json": "application/json", ".map": "application/json"}

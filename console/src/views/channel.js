@@ -107,29 +107,31 @@ function tagsCard(credentials, arn) {
 
 function peersCard(credentials, arn) {
   const errors = errorSlot();
-  const body = h('tbody', {}, h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'Loading…')));
+  const list = h('ul', { class: 'peer-list' }, h('li', { class: 'muted' }, 'Loading…'));
   let timer = null;
 
+  const disconnect = (c) => confirmButton('Disconnect', 'Sure?', async () => {
+    try {
+      await admin(credentials, 'DisconnectClient', c.ClientId ? { ChannelARN: arn, ClientId: c.ClientId } : { ChannelARN: arn });
+      await load();
+    } catch (exc) {
+      errors.show(exc);
+    }
+  }, { class: 'small danger' });
+
   async function load() {
-    if (body.querySelector('.armed')) return;
+    if (list.querySelector('.armed')) return; // a disconnect waits for its confirmation
     try {
       const { Clients = [] } = await admin(credentials, 'ListClients', { ChannelARN: arn });
       errors.clear();
-      const real = Clients.filter((c) => !c.Virtual || c.ClientId);
-      fill(body, real.length ? real.map((c) => h('tr', { dataset: { role: c.Role } },
-        h('td', {}, h('span', { class: `pill ${c.Role}` }, c.Role)),
-        h('td', { class: 'who-cell' }, h('span', { class: 'mono' }, c.ClientId || '(master)'), c.Virtual ? h('span', { class: 'muted' }, ' virtual') : null,
-          h('div', { class: 'muted', title: 'remote address · node' }, [c.RemoteAddress, c.Node].filter(Boolean).join(' · '))),
-        h('td', { class: 'num' }, ago(c.ConnectedSince),
-          h('div', { class: 'muted', title: 'messages from this client to the server · from the server to this client' }, `${c.MessagesIn} in · ${c.MessagesOut} out`)),
-        h('td', { class: 'actions' }, confirmButton('Disconnect', 'Sure?', async () => {
-          try {
-            await admin(credentials, 'DisconnectClient', c.ClientId ? { ChannelARN: arn, ClientId: c.ClientId } : { ChannelARN: arn });
-            await load();
-          } catch (exc) {
-            errors.show(exc);
-          }
-        }, { class: 'small danger' })))) : h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'Nobody is connected.')));
+      fill(list, Clients.length ? Clients.map((c) => h('li', { class: 'peer', dataset: { role: c.Role, clientId: c.ClientId || '' } },
+        h('span', { class: `pill ${c.Role}` }, c.Role),
+        h('div', { class: 'peer-body' },
+          h('div', { class: 'mono id' }, c.ClientId || '(the master)', c.Virtual ? h('span', { class: 'muted' }, ' · virtual') : null),
+          h('div', { class: 'muted' }, [c.RemoteAddress, `node ${c.Node}`].filter(Boolean).join(' · ')),
+          h('div', { class: 'muted', title: 'messages from this client to the server · from the server to this client' },
+            `connected ${ago(c.ConnectedSince)} · ${c.MessagesIn} in · ${c.MessagesOut} out`)),
+        disconnect(c))) : h('li', { class: 'muted' }, 'Nobody is connected.'));
     } catch (exc) {
       errors.show(exc);
     }
@@ -147,7 +149,7 @@ function peersCard(credentials, arn) {
   timer = setInterval(load, 2000);
   const el = h('section', { class: 'card peers' },
     h('div', { class: 'title-row' }, h('h2', {}, 'Live peers'), h('span', { class: 'spacer' }), goAway),
-    errors, h('table', { class: 'list compact' }, body));
+    errors, list);
   return { el, dispose: () => clearInterval(timer) };
 }
 
