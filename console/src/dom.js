@@ -83,13 +83,13 @@ export function confirmButton(label, confirmLabel, action, attrs = {}) {
       }
       clearTimeout(timer);
       armed = false;
+      button.classList.remove('armed'); // confirmed: lists that wait for it may refresh again
       button.disabled = true;
       try {
         await action();
       } finally {
         button.disabled = false;
         button.textContent = label;
-        button.classList.remove('armed');
       }
     },
   }, label);

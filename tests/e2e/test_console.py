@@ -141,6 +141,10 @@ def test_console_in_chromium_sign_in_channel_master_and_viewer_video_and_the_tra
     assert result["errors_shown"] == {"console": [], "master": [], "viewer": []}, result
     assert [e for e in result["page_errors"] if "Failed to load resource" not in e] == [], result["page_errors"]
     assert result["tags"] == ["env", "test", "team", "video"] and result["ttl"] == "30"
+    assert result["ttl_on_server"] == 45 and result["tags_on_server"] == {"team": "video", "owner": "console"}, result
+    assert any("ResourceNotFoundException" in e for e in result["try_error"]), result["try_error"]
+    assert result["try_failed_step"] and result["try_failed_step"][0].startswith("GetSignalingChannelEndpoint"), result
+    assert result["channels_after_delete"] == [] and result["viewer_state_after_delete"] == "signaling closed", result
     # Remote video plays in both tabs: frames of a size, the clock moving on.
     for side in ("viewer_video", "master_video"):
         assert result[side]["width"] > 0 and result[side]["height"] > 0 and not result[side]["paused"], result[side]
@@ -157,7 +161,7 @@ def test_console_in_chromium_sign_in_channel_master_and_viewer_video_and_the_tra
     assert sorted(role for role, _ in result["peers"]) == ["master", "viewer"], result["peers"]
     assert all(re.search(r"connected .* · \d+ in · \d+ out", text) for _, text in result["peers"]), result["peers"]
     assert result["landing_title"] == "Signalite"
-    assert len(result["screenshots"]) == 6 and all(Path(p).stat().st_size > 10_000 for p in result["screenshots"])
+    assert len(result["screenshots"]) == 7 and all(Path(p).stat().st_size > 10_000 for p in result["screenshots"])
 
 
 def _node_modules_for(build_dir: Path) -> None:

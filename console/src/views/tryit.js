@@ -159,7 +159,8 @@ export function tryView({ credentials, params }, arn) {
         systemClockOffset: 0,
       }));
       const connectStep = step;
-      client.on('error', (e) => fail(new Error(`signaling error: ${(e && e.message) || 'the WebSocket failed (refused, or the network)'}`)));
+      client.on('error', (e) => fail(new Error(`signaling error: ${(e && e.message)
+        || `the WebSocket to ${ep.WSS} failed (refused, unreachable, or its certificate is not trusted by this browser)`}`)));
       client.on('close', () => { if (alive()) { connectStep.fail('closed'); stop('signaling closed'); } });
       client.on('statusResponse', (r) => fail(new ApiError(r.errorType || 'StatusResponse', `${r.description || 'refused'} (status ${r.statusCode})`, Number(r.statusCode))));
 
@@ -241,7 +242,10 @@ export function tryView({ credentials, params }, arn) {
       }, 1000);
     } catch (exc) {
       const pending = steps.querySelector('li.pending');
-      if (pending) pending.className = 'failed';
+      if (pending) {
+        pending.className = 'failed';
+        pending.querySelector('.info').textContent = exc.code || exc.name || 'failed';
+      }
       fail(exc);
       stop('failed');
     }

@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 import tempfile
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,11 @@ def main() -> int:
                 page.on("console", lambda m: m.type == "error" and result["page_errors"].append(f"{label} console: {m.text}"))
                 return page
 
+            started = time.monotonic()
+
+            def mark(name: str) -> None:  # how long each part took, for a slow run's report
+                result.setdefault("seconds", {})[name] = round(time.monotonic() - started, 2)
+
             def shot(page: Any, name: str, full: bool = True) -> None:
                 path = shots / f"{name}.png"
                 page.screenshot(path=str(path), full_page=full)
@@ -88,6 +95,7 @@ def main() -> int:
                 console.click("form.signin button[type=submit]")
                 console.wait_for_selector("h1:has-text('Signaling channels')")
 
+                mark('before 2')
                 # 2. Create a channel with a TTL and tags; a bad name's error is shown too.
                 console.fill("input[name=channelName]", "bad name!")
                 console.evaluate("() => document.querySelector('input[name=channelName]').removeAttribute('pattern')")
@@ -102,13 +110,30 @@ def main() -> int:
                 console.wait_for_selector("section.channels .error", state="detached")
                 shot(console, "02-channels")
 
+                mark('before 3')
                 # 3. The channel page: settings, tags, peers, the trace following.
                 console.click(f"a.channel-link:text-is('{CHANNEL}')")
                 console.wait_for_selector(".trace .pill.state.on")
                 console.wait_for_selector(".tags td:text-is('team')")
                 result["tags"] = console.locator(".tags td.mono").all_inner_texts()
                 result["ttl"] = console.input_value(".channel input[name=ttl]")
+                kv = srv.boto()
+                arn = kv.describe_signaling_channel(ChannelName=CHANNEL)["ChannelInfo"]["ChannelARN"]
+                # TTL update and tag changes go through to the server.
+                console.fill(".channel input[name=ttl]", "45")
+                console.click(".channel button:text-is('Update TTL')")
+                console.wait_for_selector(".channel .ok:text-is('saved')")
+                result["ttl_on_server"] = kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"][
+                    "SingleMasterConfiguration"]["MessageTtlSeconds"]
+                console.fill("input[name=tagKey]", "owner")
+                console.fill("input[name=tagValue]", "console")
+                console.click("button:text-is('Add tag')")
+                console.wait_for_selector(".tags td:text-is('owner')")
+                console.click(".tags button[title='remove env']")
+                console.wait_for_selector(".tags td:text-is('env')", state="detached")
+                result["tags_on_server"] = kv.list_tags_for_resource(ResourceARN=arn)["Tags"]
 
+                mark('before 4')
                 # 4. A master tab, then a viewer tab, opened from the channel page.
                 with ctx.expect_page() as opened:
                     console.click(".try-links a[data-role=master]")
@@ -118,6 +143,7 @@ def main() -> int:
                     console.click(".try-links a[data-role=viewer]")
                 viewer = watch(opened.value, "viewer")
 
+                mark('before 5')
                 # 5. Video plays both ways: a frame size, and the clock moving on.
                 for page in (viewer, master):
                     page.wait_for_function(PLAYING, arg="video.remote")
@@ -130,6 +156,7 @@ def main() -> int:
                 result["viewer_steps"] = viewer.locator(".steps li").all_inner_texts()
                 result["master_steps"] = master.locator(".steps li").all_inner_texts()
 
+                mark('before 6')
                 # 6. The exchange in the trace, decoded, with the step timing; the peers listed.
                 for kind in ("SDP_OFFER", "SDP_ANSWER", "ICE_CANDIDATE"):
                     console.wait_for_selector(f".timeline li[data-event=sent][data-type={kind}]")
@@ -154,11 +181,35 @@ def main() -> int:
                 result["errors_shown"] = {"console": _errors(console), "master": _errors(master),
                                           "viewer": _errors(viewer)}
 
-                # 7. The landing page a browser gets at GET /.
+                mark('before 7')
+                # 7. Errors of "try it" are shown in its page: a channel that does not exist.
+                missing = arn.rsplit("/", 2)[0] + "/no-such-channel/1234567890123"
+                broken = watch(ctx.new_page(), "broken")
+                broken.goto(f"{base}/console#/try/{urllib.parse.quote(missing, safe='')}?role=viewer&start=1")
+                broken.wait_for_selector(".try .error")
+                result["try_error"] = _errors(broken)
+                result["try_failed_step"] = broken.locator(".steps li.failed").all_inner_texts()
+                shot(broken, "07-try-error", full=False)
+                broken.close()
+
+                mark('before 8')
+                # 8. Delete the channel from the list: gone on the server, both tabs told.
+                console.click("a:text-is('← Channels')")
+                row = console.locator(f"tr[data-arn='{arn}']")
+                row.locator("button:text-is('Delete')").click()
+                row.locator("button:text-is('Really delete?')").click()
+                console.wait_for_selector(f"tr[data-arn='{arn}']", state="detached")
+                result["channels_after_delete"] = [c["ChannelName"] for c in kv.list_signaling_channels()["ChannelInfoList"]]
+                viewer.wait_for_selector(".try .pill.state.closed")
+                result["viewer_state_after_delete"] = viewer.inner_text(".try .title-row .pill.state")
+
+                mark('before 9')
+                # 9. The landing page a browser gets at GET /.
                 landing = ctx.new_page()
                 landing.goto(base + "/")
                 result["landing_title"] = landing.title()
                 shot(landing, "06-landing")
+                mark("done")
                 result["ok"] = True
             except Exception as exc:  # report what was on screen, then fail
                 result["failure"] = f"{exc.__class__.__name__}: {exc}"
