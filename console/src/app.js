@@ -67,9 +67,11 @@ window.addEventListener('storage', () => {
   const credentials = loadCredentials();
   if ((credentials ? credentials.accessKeyId : null) !== shownKey) render();
 });
-window.addEventListener('unhandledrejection', (e) => {
-  // Anything a view did not catch still reaches the page, not only the browser's console.
+// Anything a view did not catch still reaches the page, not only the browser's console.
+const showUncaught = (error) => {
   const main = root.querySelector('main');
-  if (main) main.prepend(errorBox(e.reason || 'unexpected error'));
-});
+  if (main) main.prepend(errorBox(error || 'unexpected error'));
+};
+window.addEventListener('unhandledrejection', (e) => showUncaught(e.reason));
+window.addEventListener('error', (e) => showUncaught(e.error || e.message));
 render();

@@ -127,10 +127,11 @@ def test_get_root_gives_browsers_the_landing_page_and_others_the_json_error(serv
 @pytest.mark.netns
 @pytest.mark.browser
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian chromium")
-def test_console_in_chromium_sign_in_channel_master_and_viewer_video_and_the_trace(tmp_path):
+def test_console_in_chromium_sign_in_channel_master_and_viewer_video_and_the_trace(tmp_path, record_property):
     shots = tmp_path / "screenshots"
-    r = run_python_in_netns("tests/e2e/peers/console_browser.py", "--artifacts", str(shots), timeout=240)
     print(f"console screenshots: {shots}")
+    record_property("screenshots", str(shots))  # in the JUnit XML of a CI run, too
+    r = run_python_in_netns("tests/e2e/peers/console_browser.py", "--artifacts", str(shots), timeout=240)
     lines = [line for line in r.output.splitlines() if line.startswith("{")]
     assert lines, f"the browser program printed no result:\n{r}"
     result = json.loads(lines[-1])
