@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 
-.PHONY: run test lint install test-deps bench clean
+.PHONY: run test lint install test-deps bench clean console
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,10 @@ bench: install
 	$(PY) -m bench.rest_endpoint --runs 5 --seconds 4 --connections 64
 	$(PY) -m bench.relay --quiet-wait 5
 
+# The web console's front end: console/ (pinned npm packages, esbuild) → signalite/console/.
+# The output is committed, so `make run` needs no Node; rebuild after changing console/.
+console:
+	cd console && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
 clean:
-	rm -rf $(VENV) .signalite tests/node/node_modules
+	rm -rf $(VENV) .signalite tests/node/node_modules console/node_modules

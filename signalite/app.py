@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import controlplane, dataplane, metrics, operator, signaling
+from . import console, controlplane, dataplane, metrics, operator, signaling
 from .aws.keys import KeyRing, RootCredentials
 from .aws.sigv4 import SigV4Verifier
 from .aws.wire import Wire
@@ -90,6 +90,7 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
     signaling.setup(app, auth, wire.control_plane)  # the bus and the hub, after the store
     trace.setup(app, auth, wire.control_plane)
     dataplane.setup(app)
+    console.setup(app)  # /console and its assets (the landing page of GET / is the hub's)
 
     # Every operation path as an exact route (found by a dict lookup in aiohttp's resource index
     # instead of a regex match), after the signaling routes so a --public-url path that equals one

@@ -347,6 +347,9 @@ class Hub:
 
     async def handle_connect(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
+            if "text/html" in request.headers.get("Accept", ""):  # a browser: the landing page
+                from ..console import landing_page
+                return landing_page(request)
             return self._refuse(request, handshake.Refuse(
                 400, "InvalidArgumentException",
                 "This is the Signalite WSS signaling endpoint: connect with a WebSocket upgrade "
