@@ -47,8 +47,7 @@ def accepts(server: Server, name: str) -> bool:
 
 
 def test_tls_san_names_are_served_and_a_new_set_reissues_the_leaf_under_the_same_ca(tmp_path):
-    server = Server(data_dir=tmp_path / "d", port=free_port(), http_port=free_port(),
-                    args=["--tls-san", f"{DEVICE_NAME},10.9.8.7"])
+    server = Server(data_dir=tmp_path / "d", args=["--tls-san", f"{DEVICE_NAME},10.9.8.7"])
     server.start()
     try:
         first, ca = leaf(server), ca_files(server)
@@ -79,7 +78,7 @@ def test_tls_san_names_are_served_and_a_new_set_reissues_the_leaf_under_the_same
 
 
 def test_the_leaf_covers_the_advertised_host(tmp_path):
-    server = Server(data_dir=tmp_path / "d", port=free_port(), http_port=free_port(),
+    server = Server(data_dir=tmp_path / "d",
                     args=["--public-url", "https://signalite.test:443/kvs", "--tls-san", "10.0.0.9"])
     server.start()
     try:

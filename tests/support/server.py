@@ -3,14 +3,18 @@
 No part of the server is mocked: the process is the one users run, with its own data dir, TLS
 certificate and SQLite file, on free loopback ports.
 
-Ports. ``signalite serve`` cannot yet bind port 0 and report what it got (``--port 0`` would be
-advertised as ``:0``, and ``--http-port 0`` means "no plain listener"), so the helper picks free
-ports itself. A port picked that way can be taken by another process before the server binds it
-(many servers start per run, and other suites run on the same machine), so :meth:`Server.start`
-treats "address already in use" as a reason to pick again, not as a failure: it starts over with
-new ports, a bounded number of times. It also knows the process it started is the one answering:
-it waits for the ``endpoint.json`` that the server writes into *its own* data dir once all its
-listeners are bound, so a foreign server that happens to hold the port is never mistaken for it.
+Ports. The server binds ``--port 0 --http-port 0`` itself (the kernel picks, with no race between
+choosing a port and binding it) and writes the result into ``endpoint.json`` in *its own* data dir
+once every listener is bound; the helper reads its ports from there. So it also never mistakes a
+foreign server for its own.
+
+Two cases still need a port number before the start, which the helper picks with
+:func:`free_port`: a TLS port the test writes into a value (:data:`TLS_PORT`, e.g. in a public
+URL; with ``--public-url`` the advertised URL does not tell the bound port either), and ports the
+server passes on to others (:data:`PICK_PORT`, e.g. coturn's ``--turn-port``). A port picked that
+way can be taken by another process before the server binds it, so :meth:`Server.start` treats
+"address already in use" as a reason to pick again, not as a failure (a bounded number of times).
+A restart keeps the ports the server had (clients hold its URL), unless one was taken meanwhile.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 ACCESS_KEY = "AKIDSIGNALITETEST001"
 SECRET_KEY = "signalite-test-secret-key-0000000000000"
@@ -88,6 +93,15 @@ def refused_port() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
+def _read_endpoint(path: Path) -> dict[str, Any] | None:
+    """``endpoint.json`` once the server has written it completely, else None."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):  # not there yet, or being written
+        return None
+    return saved if isinstance(saved, dict) and isinstance(saved.get("http_port"), int) else None
+
+
 class PortTaken(RuntimeError):
     """The server exited because a port the helper picked was taken in between."""
 
@@ -96,9 +110,9 @@ class PortTaken(RuntimeError):
 class Server:
     data_dir: Path
     port: int = 0
-    """The TLS port; 0 lets :meth:`start` pick it (and pick again if it was taken)."""
+    """The TLS port; 0: the server's kernel picks it at the first start (see the module docstring)."""
     http_port: int = 0
-    """The plain-HTTP port; 0 lets :meth:`start` pick it."""
+    """The plain-HTTP port; 0: picked like ``port``."""
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
@@ -172,8 +186,9 @@ class Server:
         """
         repick = not self.port  # a first start picks; a restart keeps its ports unless one was taken
         for _ in range(START_ATTEMPTS):
-            if repick:
-                self.port, self.http_port = free_port(), free_port()
+            if repick:  # the kernel picks, unless the port must be known before the start
+                self.port = free_port() if self._tls_port_needed() else 0
+                self.http_port = 0
             given = (tuple(self.args), tuple(sorted(self.env.items())))
             if repick or self._filled != given:  # first start, new ports, or args/env changed since
                 self.argv = [str(free_port()) if a == PICK_PORT else a.replace(TLS_PORT, str(self.port))
@@ -187,6 +202,13 @@ class Server:
                     raise
                 repick = True
         raise RuntimeError(f"no free ports after {START_ATTEMPTS} attempts:\n{self.log()}")
+
+    def _tls_port_needed(self) -> bool:
+        """Whether the TLS port must be chosen before the start: written into a value, or not to be
+        read back from the advertised URL (a public URL advertises another address)."""
+        values = [*self.args, *self.env.values()]
+        return (any(TLS_PORT in v for v in values) or "--public-url" in self.args
+                or "SIGNALITE_PUBLIC_URL" in self.env)
 
     def _start_once(self) -> "Server":
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -214,18 +236,22 @@ class Server:
                 if _PORT_TAKEN.search(self.last_log()):
                     raise PortTaken(self.last_log())
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            if endpoint.exists() and self._healthy():
+            saved = _read_endpoint(endpoint)
+            if saved is not None and self._healthy(saved["http_port"]):
                 if self._pick and _STUN_MOVED in self.last_log():
                     self.stop()
                     raise PortTaken(self.last_log())
+                self.http_port = saved["http_port"]
+                if not self.port:  # bound by the kernel: the advertised URL carries it (443: none)
+                    self.port = urlsplit(saved["url"]).port or 443
                 return self
             time.sleep(0.05)
         self.stop(signal.SIGKILL)
         raise RuntimeError(f"server did not become healthy:\n{self.log()}")
 
-    def _healthy(self) -> bool:
+    def _healthy(self, http_port: int) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.http_url}/health", timeout=5) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=5) as r:
                 return bool(r.status == 200)
         except OSError:
             return False

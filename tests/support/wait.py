@@ -37,10 +37,11 @@ def eventually(predicate: Callable[[], T], *, what: str | Callable[[], str] = "t
     """
     deadline = time.monotonic() + timeout
     while True:
+        result: T | None
         try:
             result = predicate()
         except ignoring:
-            result = None  # type: ignore[assignment]
+            result = None
         if result:
             return result
         if time.monotonic() >= deadline:
@@ -55,10 +56,11 @@ async def eventually_async(predicate: Callable[[], Awaitable[T]], *, what: str |
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
+        result: T | None
         try:
             result = await predicate()
         except ignoring:
-            result = None  # type: ignore[assignment]
+            result = None
         if result:
             return result
         if loop.time() >= deadline:
