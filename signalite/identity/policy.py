@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 Source = Literal["identity", "session", "trust"]
+Grant = Literal["direct", "role", "account"]
 
 
 class Outcome(enum.Enum):
@@ -157,15 +158,18 @@ class _Principals:
             return ctx.account in self.accounts, ctx.account in self.accounts, True
         return ctx.account in self.accounts, ctx.principal_arn in self.arns, role
 
-    def match(self, ctx: RequestContext) -> tuple[bool, bool]:
-        """(the statement's Principal covers this principal, and names it directly — by its
-        own ARN, its role's, or ``*`` — rather than through its account)."""
+    def match(self, ctx: RequestContext) -> tuple[bool, Grant]:
+        """Whether the statement's Principal covers this principal, and how: ``direct`` (``*``
+        or the principal's own ARN: the session or user itself), ``role`` (the role behind a
+        role session) or ``account`` (every principal of an account)."""
         if self.everyone:
-            return True, True
+            return True, "direct"
         account, itself, role = self.levels(ctx)
-        resource = ctx.principal_arn.split(":", 5)[-1]
-        direct = itself or (resource.startswith("assumed-role/") and role)
-        return account or direct, direct
+        if itself:
+            return True, "direct"
+        if role and ctx.principal_arn.split(":", 5)[-1].startswith("assumed-role/"):
+            return True, "role"
+        return account, "account"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,14 +226,14 @@ class Statement:
                 return False
         return True
 
-    def _principal_match(self, ctx: RequestContext) -> tuple[bool, bool]:
-        """(Principal/NotPrincipal covers the caller, directly) for a trust statement."""
+    def _principal_match(self, ctx: RequestContext) -> tuple[bool, Grant]:
+        """Whether Principal/NotPrincipal covers the caller of a trust statement, and how."""
         principals = self._principals
         if principals is None:
-            return False, False
+            return False, "account"
         if self.not_principal:
             # excluded only when every level of the caller (account, itself, its role) is named
-            return not all(principals.levels(ctx)), False
+            return not all(principals.levels(ctx)), "account"
         return principals.match(ctx)
 
 
@@ -338,16 +342,16 @@ def decide(ctx: RequestContext, identity: Sequence[Policy], session: Sequence[Po
     return _allow(request, identity, session)
 
 
-def _trust(request: Request, trust: Policy) -> tuple[Decision, bool]:
+def _trust(request: Request, trust: Policy) -> tuple[Decision, Grant]:
     ctx = request.ctx
     for statement in trust._denies:
         if statement._principal_match(ctx)[0] and statement._applies(request):
-            return Decision(Outcome.EXPLICIT_DENY, statement, "trust"), False
+            return Decision(Outcome.EXPLICIT_DENY, statement, "trust"), "account"
     for statement in trust._allows:
-        covered, direct = statement._principal_match(ctx)
+        covered, grant = statement._principal_match(ctx)
         if covered and statement._applies(request):
-            return Decision(Outcome.ALLOW, statement, "trust"), direct
-    return _IMPLICIT["trust"], False
+            return Decision(Outcome.ALLOW, statement, "trust"), grant
+    return _IMPLICIT["trust"], "account"
 
 
 def decide_trust(ctx: RequestContext, trust: Policy) -> Decision:
@@ -363,20 +367,28 @@ def decide_trust(ctx: RequestContext, trust: Policy) -> Decision:
 
 def decide_assume_role(ctx: RequestContext, identity: Sequence[Policy], trust: Policy,
                        session: Sequence[Policy] | None = None) -> Decision:
-    """The whole AssumeRole decision: an explicit deny in the caller's policies or the trust
-    policy wins; the trust policy must allow; and unless it names the caller directly (not
-    only its account) in the role's own account, the caller's identity-based (and session)
-    policies must allow ``sts:AssumeRole`` on the role too — AWS's rule for cross-account
-    access and for trust policies that delegate to an account."""
+    """The whole AssumeRole decision (``ctx.resource`` is the role's ARN).
+
+    An explicit deny in the caller's policies or in the trust policy wins, and the trust policy
+    must allow. Then, as AWS evaluates a resource-based policy in the role's own account: a
+    statement naming the caller itself (or ``*``) is enough; one naming the caller's role (for
+    a role session) is still limited by the caller's session policies; one that only names the
+    caller's account — and any cross-account request — needs the caller's identity-based (and
+    session) policies to allow ``sts:AssumeRole`` on the role as well.
+    """
     request = Request(ctx)
     denied = _explicit_deny(request, identity, session)
     if denied is not None:
         return denied
-    decision, direct = _trust(request, trust)
+    decision, grant = _trust(request, trust)
     if decision.outcome is not Outcome.ALLOW:
         return decision
     parts = ctx.resource.split(":", 5)
-    same_account = len(parts) == 6 and parts[4] == ctx.account
-    if direct and same_account:
-        return decision
+    if len(parts) == 6 and parts[4] == ctx.account:
+        if grant == "direct":
+            return decision
+        if grant == "role":
+            if session is not None and _first_allow(request, session) is None:
+                return _IMPLICIT["session"]
+            return decision
     return _allow(request, identity, session)
