@@ -23,7 +23,7 @@ from typing import Literal
 
 from signalite.identity.policy_conditions import Condition
 from signalite.identity.policy_context import Request, RequestContext
-from signalite.identity.policy_glob import Lit, Matcher, Mode, Template, compile_pattern, match_dynamic
+from signalite.identity.policy_glob import DynamicPattern, Lit, Matcher, Mode, Template, compile_any, literal_prefix
 from signalite.identity.policy_grammar import Kind, MalformedPolicy, RawStatement, read_document
 
 __all__ = [
@@ -51,40 +51,55 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class _Names:
-    """Action patterns (lower-cased: actions compare without case): the literal ones in a set,
-    the wildcard ones in one compiled matcher each."""
+    """Action patterns, lower-cased (actions compare without case): literal names in a set,
+    ``prefix*`` patterns as a ``startswith`` tuple, any other wildcard pattern in one compiled
+    alternation."""
 
     everything: bool
     exact: frozenset[str]
-    patterns: tuple[Matcher, ...]
+    prefixes: tuple[str, ...]
+    pattern: Matcher | None
 
     @classmethod
     def build(cls, actions: Sequence[str]) -> _Names:
-        lowered = [a.lower() for a in actions]
-        wild = [a for a in lowered if "*" in a or "?" in a]
-        return cls("*" in lowered, frozenset(a for a in lowered if a not in wild),
-                   tuple(compile_pattern([Lit(a)], Mode.GLOB) for a in wild if a != "*"))
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        patterns: list[list[Lit]] = []
+        for action in actions:
+            parts = [Lit(action.lower())]
+            if "*" not in action and "?" not in action:
+                exact.add(action.lower())
+            elif (prefix := literal_prefix(parts)) is not None:
+                prefixes.append(prefix)
+            else:
+                patterns.append(parts)
+        return cls("" in prefixes, frozenset(exact), tuple(prefixes), compile_any(patterns, Mode.GLOB))
 
     def hit(self, action: str) -> bool:
-        if self.everything or action in self.exact:
+        if self.everything or action in self.exact or action.startswith(self.prefixes):
             return True
-        return any(match(action) is not None for match in self.patterns)
+        pattern = self.pattern
+        return pattern is not None and pattern(action) is not None
 
 
 @dataclass(frozen=True, slots=True)
 class _Resources:
-    """Resource patterns (case-sensitive): literal ARNs in a set, static wildcard patterns
-    compiled, patterns with policy variables kept as templates and matched per request."""
+    """Resource patterns (case-sensitive): literal ARNs in a set, ``prefix*`` patterns as a
+    ``startswith`` tuple, other static wildcard patterns in one compiled alternation, and
+    patterns with policy variables kept as templates and matched per request."""
 
     everything: bool
     exact: frozenset[str]
-    patterns: tuple[Matcher, ...]
-    templates: tuple[Template, ...]
+    prefixes: tuple[str, ...]
+    pattern: Matcher | None
+    templates: tuple[DynamicPattern, ...]
+    variables: frozenset[str]
 
     @classmethod
     def build(cls, resources: Sequence[str], *, variables: bool) -> _Resources:
         exact: set[str] = set()
-        patterns: list[Matcher] = []
+        prefixes: list[str] = []
+        patterns: list[list[Lit]] = []
         templates: list[Template] = []
         for resource in resources:
             template = Template.parse(resource, variables=variables)
@@ -92,20 +107,24 @@ class _Resources:
                 templates.append(template)
                 continue
             literals = [p for p in template.parts if isinstance(p, Lit)]
-            if template.has_wildcards:
-                patterns.append(compile_pattern(literals, Mode.RESOURCE))
-            else:
+            if not template.has_wildcards:
                 exact.add("".join(p.text for p in literals))
-        return cls("*" in resources, frozenset(exact), tuple(patterns), tuple(templates))
+            elif (prefix := literal_prefix(literals)) is not None:
+                prefixes.append(prefix)
+            else:
+                patterns.append(literals)
+        return cls("" in prefixes, frozenset(exact), tuple(prefixes), compile_any(patterns, Mode.RESOURCE),
+                   tuple(DynamicPattern(t, Mode.RESOURCE) for t in templates),
+                   frozenset().union(*(t.variables for t in templates)))
 
     def hit(self, resource: str, request: Request) -> bool:
-        if self.everything or resource in self.exact:
+        if self.everything or resource in self.exact or resource.startswith(self.prefixes):
             return True
-        if any(match(resource) is not None for match in self.patterns):
+        pattern = self.pattern
+        if pattern is not None and pattern(resource) is not None:
             return True
         for template in self.templates:
-            literals = template.literals(request.variable)
-            if literals is not None and match_dynamic(literals, Mode.RESOURCE, resource):
+            if template.match(request.variable, resource):
                 return True
         return False
 
@@ -187,10 +206,12 @@ class Statement:
     principals: tuple[tuple[str, tuple[str, ...]], ...] | None = None
     not_principal: bool = False
     conditions: tuple[Condition, ...] = field(default=(), compare=False)
-    _actions: _Names = field(default=_Names(False, frozenset(), ()), repr=False, compare=False)
+    _actions: _Names = field(default=_Names(False, frozenset(), (), None), repr=False, compare=False)
     _resources: _Resources | None = field(default=None, repr=False, compare=False)
     _principals: _Principals | None = field(default=None, repr=False, compare=False)
     _needs: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # the Decisions this statement can make, built once (see _VERDICT_*)
+    _verdicts: tuple[Decision, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def _compile(cls, raw: RawStatement, policy_name: str, *, variables: bool) -> Statement:
@@ -198,8 +219,7 @@ class Statement:
         resources = None
         if raw.resources is not None:
             resources = _Resources.build(raw.resources, variables=variables)
-            for template in resources.templates:
-                needs |= template.variables
+            needs |= resources.variables
         for condition in raw.conditions:
             needs |= condition.variables
         return cls(raw.sid, raw.effect, policy_name, raw.index, raw.actions, raw.not_action, raw.resources,
@@ -211,12 +231,15 @@ class Statement:
     def is_deny(self) -> bool:
         return self.effect == "Deny"
 
+    def _covers(self, action: str) -> bool:
+        """The Action/NotAction element matches ``action`` (lower-cased)."""
+        return self._actions.hit(action) is not self.not_action
+
     def _applies(self, request: Request) -> bool:
-        """Action, resource and conditions (not the principal) all match ``request``."""
-        if self._actions.hit(request.action) is self.not_action:
-            return False
+        """Resource and conditions match ``request`` (the action was matched by the policy's
+        index, the principal is the trust evaluation's business)."""
         resources = self._resources
-        if resources is not None and resources.hit(request.ctx.resource, request) is self.not_resource:
+        if resources is not None and resources.hit(request.resource, request) is self.not_resource:
             return False
         for name in self._needs:
             if request.variable(name) is None:
@@ -237,9 +260,17 @@ class Statement:
         return principals.match(ctx)
 
 
+_INDEX_LIMIT = 1024  # distinct actions remembered per policy (the router's actions are a few dozen)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A parsed, validated, compiled policy document."""
+    """A parsed, validated, compiled policy document.
+
+    A policy also remembers, per action it has been asked about, which of its statements cover
+    that action: a request then examines only those (a 50-statement policy typically has one or
+    two per action), and the action patterns run once per policy and action, not per request.
+    """
 
     name: str
     statements: tuple[Statement, ...]
@@ -248,6 +279,21 @@ class Policy:
     version: str | None = None
     _allows: tuple[Statement, ...] = field(default=(), repr=False, compare=False)
     _denies: tuple[Statement, ...] = field(default=(), repr=False, compare=False)
+    _index: dict[str, tuple[tuple[Statement, ...], tuple[Statement, ...]]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def _for_action(self, action: str) -> tuple[tuple[Statement, ...], tuple[Statement, ...]]:
+        """(Deny statements, Allow statements) whose action element covers ``action``."""
+        found = self._index.get(action)
+        if found is None:
+            found = (tuple(s for s in self._denies if s._covers(action)),
+                     tuple(s for s in self._allows if s._covers(action)))
+            if len(self._index) < _INDEX_LIMIT:
+                self._index[action] = found
+        return found
+
+
+_VERDICT_ALLOW, _VERDICT_DENY_IDENTITY, _VERDICT_DENY_SESSION, _VERDICT_ALLOW_TRUST, _VERDICT_DENY_TRUST = range(5)
 
 
 def parse_policy(text: str, *, kind: Kind = "identity", name: str = "", managed: bool = False) -> Policy:
@@ -261,6 +307,13 @@ def parse_policy(text: str, *, kind: Kind = "identity", name: str = "", managed:
     """
     doc = read_document(text, kind, managed=managed)
     statements = tuple(Statement._compile(raw, name, variables=doc.variables) for raw in doc.statements)
+    for statement in statements:
+        verdicts = (Decision(Outcome.ALLOW, statement, "identity"),
+                    Decision(Outcome.EXPLICIT_DENY, statement, "identity"),
+                    Decision(Outcome.EXPLICIT_DENY, statement, "session"),
+                    Decision(Outcome.ALLOW, statement, "trust"),
+                    Decision(Outcome.EXPLICIT_DENY, statement, "trust"))
+        object.__setattr__(statement, "_verdicts", verdicts)  # frozen: set once, before anyone sees it
     return Policy(name, statements, doc.canonical, kind, doc.version,
                   tuple(s for s in statements if not s.is_deny), tuple(s for s in statements if s.is_deny))
 
@@ -302,21 +355,23 @@ _IMPLICIT: dict[Source, Decision] = {
 
 
 def _explicit_deny(request: Request, identity: Sequence[Policy], session: Sequence[Policy] | None) -> Decision | None:
+    action = request.action
     for policy in identity:
-        for statement in policy._denies:
+        for statement in policy._for_action(action)[0]:
             if statement._applies(request):
-                return Decision(Outcome.EXPLICIT_DENY, statement, "identity")
+                return statement._verdicts[_VERDICT_DENY_IDENTITY]
     if session is not None:
         for policy in session:
-            for statement in policy._denies:
+            for statement in policy._for_action(action)[0]:
                 if statement._applies(request):
-                    return Decision(Outcome.EXPLICIT_DENY, statement, "session")
+                    return statement._verdicts[_VERDICT_DENY_SESSION]
     return None
 
 
 def _first_allow(request: Request, policies: Sequence[Policy]) -> Statement | None:
+    action = request.action
     for policy in policies:
-        for statement in policy._allows:
+        for statement in policy._for_action(action)[1]:
             if statement._applies(request):
                 return statement
     return None
@@ -328,13 +383,14 @@ def _allow(request: Request, identity: Sequence[Policy], session: Sequence[Polic
         return _IMPLICIT["identity"]
     if session is not None and _first_allow(request, session) is None:
         return _IMPLICIT["session"]
-    return Decision(Outcome.ALLOW, allowing, "identity")
+    return allowing._verdicts[_VERDICT_ALLOW]
 
 
 def decide(ctx: RequestContext, identity: Sequence[Policy], session: Sequence[Policy] | None = None) -> Decision:
     """Evaluate a request against the principal's identity-based policies and, for temporary
     credentials that carry them, its session policies (``None``: no session policies; an empty
-    list: session policies that allow nothing, as for GetFederationToken without ``Policy``)."""
+    list: session policies that allow nothing — AWS's rule for a federated user whose
+    GetFederationToken passed no ``Policy``)."""
     request = Request(ctx)
     denied = _explicit_deny(request, identity, session)
     if denied is not None:
@@ -344,13 +400,14 @@ def decide(ctx: RequestContext, identity: Sequence[Policy], session: Sequence[Po
 
 def _trust(request: Request, trust: Policy) -> tuple[Decision, Grant]:
     ctx = request.ctx
-    for statement in trust._denies:
+    denies, allows = trust._for_action(request.action)
+    for statement in denies:
         if statement._principal_match(ctx)[0] and statement._applies(request):
-            return Decision(Outcome.EXPLICIT_DENY, statement, "trust"), "account"
-    for statement in trust._allows:
+            return statement._verdicts[_VERDICT_DENY_TRUST], "account"
+    for statement in allows:
         covered, grant = statement._principal_match(ctx)
         if covered and statement._applies(request):
-            return Decision(Outcome.ALLOW, statement, "trust"), grant
+            return statement._verdicts[_VERDICT_ALLOW_TRUST], grant
     return _IMPLICIT["trust"], "account"
 
 

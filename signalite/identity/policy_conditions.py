@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
 
 from signalite.identity.policy_context import KeyValue, Request, RequestContext, key_getter, parse_ip
-from signalite.identity.policy_glob import Lit, Matcher, Mode, Template, compile_pattern, match_dynamic
+from signalite.identity.policy_glob import DynamicPattern, Lit, Matcher, Mode, Template, compile_any
 
 
 class Family(Enum):
@@ -202,17 +202,28 @@ def _ordered(compare: Compare, left: float, right: float) -> bool:
     return left >= right
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Network = tuple[int, int, int]
+"""A CIDR block as (IP version, network address, mask), all integers: membership is one AND."""
 Value = str | float
 """One request value as an operator sees it: the string from the context, or the epoch number
 for ``aws:CurrentTime``/``aws:EpochTime`` in the date and numeric operators."""
 
 
-class Condition:
-    """One ``operator: {key: values}`` entry, ready to evaluate."""
+def parse_network(text: str) -> Network:
+    network = ipaddress.ip_network(text.strip(), strict=False)
+    return network.version, int(network.network_address), int(network.netmask)
 
-    __slots__ = ("_absent", "_dynamic", "_get", "_lowered", "_matchers", "_networks", "_numbers", "_static",
-                 "key", "operator", "values", "variables")
+
+class Condition:
+    """One ``operator: {key: values}`` entry, ready to evaluate.
+
+    Everything that depends only on the policy is done here, once: values parsed (dates,
+    numbers, networks), wildcard patterns compiled, and the family's match function chosen, so
+    that :meth:`holds` does no parsing and no dispatch on the operator.
+    """
+
+    __slots__ = ("_absent", "_dynamic", "_get", "_lowered", "_match", "_matchers", "_mode", "_networks", "_null",
+                 "_numbers", "_patterns", "_static", "key", "operator", "values", "variables")
 
     def __init__(self, operator: Operator, key: str, values: Sequence[str], *, variables: bool) -> None:
         self.operator = operator
@@ -225,33 +236,44 @@ class Condition:
         self._matchers: tuple[Matcher, ...] = ()
         self._numbers: tuple[float, ...] = ()
         self._networks: tuple[Network, ...] = ()
-        self._dynamic: tuple[Template, ...] = ()
+        self._mode = Mode.GLOB if family is Family.STRING_LIKE else Mode.ARN
+        self._null = (False, False)
         templates = [Template.parse(v, variables=variables and family in _VARIABLE_FAMILIES) for v in self.values]
         self.variables: frozenset[str] = frozenset().union(*(t.variables for t in templates))
-        static = [t for t in templates if t.static]
         self._dynamic = tuple(t for t in templates if not t.static)
-        static_literals = [t.parts for t in static]
-        static_texts = ["".join(p.text for p in parts if isinstance(p, Lit)) for parts in static_literals]
+        self._patterns: tuple[DynamicPattern, ...] = ()
+        static_literals = [[p for p in t.parts if isinstance(p, Lit)] for t in templates if t.static]
+        static_texts = ["".join(p.text for p in parts) for parts in static_literals]
+        self._match: Callable[[Value, Request], bool]
         if family is Family.STRING:
             self._static = frozenset(static_texts)
+            self._match = self._match_string
         elif family in (Family.STRING_IGNORE_CASE, Family.BOOL):
             self._lowered = frozenset(t.lower() for t in static_texts)
+            self._match = self._match_folded
         elif family is Family.STRING_LIKE or family is Family.ARN:
-            mode = Mode.GLOB if family is Family.STRING_LIKE else Mode.ARN
-            self._matchers = tuple(compile_pattern([p for p in parts if isinstance(p, Lit)], mode)
-                                   for parts in static_literals)
+            matcher = compile_any(static_literals, self._mode)
+            self._matchers = (matcher,) if matcher is not None else ()
+            self._patterns = tuple(DynamicPattern(t, self._mode) for t in self._dynamic)
+            self._match = self._match_pattern
         elif family is Family.NUMERIC:
             self._numbers = tuple(parse_number(v) for v in self.values)
+            self._match = self._match_number
         elif family is Family.DATE:
             self._numbers = tuple(parse_date(v) for v in self.values)
+            self._match = self._match_date
         elif family is Family.IP:
-            self._networks = tuple(ipaddress.ip_network(v.strip(), strict=False) for v in self.values)
+            self._networks = tuple(parse_network(v) for v in self.values)
+            self._match = self._match_ip
         elif family is Family.BINARY:
             # bytes kept as text (undecodable bytes become surrogates, equal to no request string)
             self._static = frozenset(base64.b64decode(v, validate=True).decode("utf-8", "surrogateescape")
                                      for v in self.values)
-        elif family is Family.NULL:
-            self._lowered = frozenset(v.lower() for v in self.values)
+            self._match = self._match_string
+        else:  # Null: which of absent ("true") / present ("false") the values accept
+            lowered = {v.lower() for v in self.values}
+            self._null = ("true" in lowered, "false" in lowered)
+            self._match = self._match_string
         if operator.if_exists or operator.set_operator is SetOperator.ALL:
             self._absent = True
         elif operator.set_operator is SetOperator.ANY:
@@ -266,54 +288,65 @@ class Condition:
         raw = self._get(request.ctx)
         operator = self.operator
         if operator.family is Family.NULL:
-            present = raw is not None
-            return ("true" in self._lowered and not present) or ("false" in self._lowered and present)
+            return self._null[0] if raw is None else self._null[1]
         if raw is None:
             return self._absent
         negated = operator.negated
+        match = self._match
         if isinstance(raw, (str, float)):
-            return self._matches(raw, request) is not negated
-        matches = self._matches
+            return match(raw, request) is not negated
         set_operator = operator.set_operator
         if set_operator is SetOperator.ALL:
-            return all(matches(v, request) is not negated for v in raw)
+            return all(match(v, request) is not negated for v in raw)
         if set_operator is SetOperator.ANY:
-            return any(matches(v, request) is not negated for v in raw)
-        return any(matches(v, request) for v in raw) is not negated
+            return any(match(v, request) is not negated for v in raw)
+        return any(match(v, request) for v in raw) is not negated
 
-    def _matches(self, value: Value, request: Request) -> bool:
-        """Whether one request value matches any of the policy values."""
-        family = self.operator.family
-        if family is Family.STRING:
-            if value in self._static:
+    # Each _match_* says whether one request value matches any of the policy values.
+
+    def _match_string(self, value: Value, request: Request) -> bool:
+        if value in self._static:
+            return True
+        if not self._dynamic:
+            return False
+        return any(t.text(request.variable) == value for t in self._dynamic)
+
+    def _match_folded(self, value: Value, request: Request) -> bool:
+        folded = str(value).lower()
+        if folded in self._lowered:
+            return True
+        if not self._dynamic:
+            return False
+        return any((text := t.text(request.variable)) is not None and text.lower() == folded for t in self._dynamic)
+
+    def _match_pattern(self, value: Value, request: Request) -> bool:
+        text = str(value)
+        for match in self._matchers:
+            if match(text) is not None:
                 return True
-            return any(t.text(request.variable) == value for t in self._dynamic)
-        if family is Family.STRING_IGNORE_CASE or family is Family.BOOL:
-            folded = str(value).lower()
-            if folded in self._lowered:
+        lookup = request.variable
+        return any(pattern.match(lookup, text) for pattern in self._patterns)
+
+    def _match_number(self, value: Value, request: Request) -> bool:
+        number = _request_number(value)
+        compare = self.operator.compare
+        return number is not None and any(_ordered(compare, number, bound) for bound in self._numbers)
+
+    def _match_date(self, value: Value, request: Request) -> bool:
+        moment = _request_date(value)
+        compare = self.operator.compare
+        return moment is not None and any(_ordered(compare, moment, bound) for bound in self._numbers)
+
+    def _match_ip(self, value: Value, request: Request) -> bool:
+        if isinstance(value, float):
+            return False
+        address = request.source_ip() if value is request.ctx.source_ip else parse_ip(value)
+        if address is None:
+            return False
+        version, number = address
+        for net_version, network, mask in self._networks:
+            if net_version == version and number & mask == network:
                 return True
-            return any((text := t.text(request.variable)) is not None and text.lower() == folded
-                       for t in self._dynamic)
-        if family is Family.STRING_LIKE or family is Family.ARN:
-            text = str(value)
-            if any(m(text) is not None for m in self._matchers):
-                return True
-            mode = Mode.GLOB if family is Family.STRING_LIKE else Mode.ARN
-            return any((parts := t.literals(request.variable)) is not None and match_dynamic(parts, mode, text)
-                       for t in self._dynamic)
-        if family is Family.NUMERIC or family is Family.DATE:
-            number = _request_date(value) if family is Family.DATE else _request_number(value)
-            if number is None:
-                return False
-            compare = self.operator.compare
-            return any(_ordered(compare, number, bound) for bound in self._numbers)
-        if family is Family.IP:
-            if isinstance(value, float):
-                return False
-            address = request.source_ip() if value is request.ctx.source_ip else parse_ip(value)
-            return address is not None and any(address.version == n.version and address in n for n in self._networks)
-        if family is Family.BINARY:
-            return isinstance(value, str) and value in self._static
         return False
 
 

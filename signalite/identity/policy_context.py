@@ -9,7 +9,7 @@ keyed by the lower-cased name, resolved to a getter once when a policy is parsed
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,14 +130,23 @@ def key_getter(key: str) -> Getter:
     return from_extra
 
 
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpAddress = tuple[int, int]
+"""An IP address as (version, integer value)."""
 
 
 def parse_ip(text: str) -> IpAddress | None:
+    """``text`` as an IP address, or ``None`` if it is not one (strict dotted-quad IPv4, or
+    IPv6). An IPv4-mapped IPv6 address (``::ffff:203.0.113.7``, what a dual-stack socket
+    reports) is the IPv4 address it maps."""
     try:
-        return ipaddress.ip_address(text)
-    except ValueError:
+        if ":" not in text:
+            return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        number = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except (OSError, ValueError):
         return None
+    if number >> 32 == 0xFFFF:
+        return 4, number & 0xFFFFFFFF
+    return 6, number
 
 
 class Request:
@@ -145,12 +154,13 @@ class Request:
     values that are costly to derive (policy variables, the parsed source IP), each computed at
     most once per :func:`~signalite.identity.policy.decide` call and only if a policy asks."""
 
-    __slots__ = ("_ip", "_ip_known", "_variables", "action", "ctx")
+    __slots__ = ("_ip", "_ip_known", "_variables", "action", "ctx", "resource")
 
     def __init__(self, ctx: RequestContext) -> None:
         self.ctx = ctx
         self.action = ctx.action.lower()
-        self._variables: dict[str, str | None] | None = None
+        self.resource = ctx.resource
+        self._variables: dict[str, str | None] = {}
         self._ip: IpAddress | None = None
         self._ip_known = False
 
@@ -158,9 +168,7 @@ class Request:
         """The value of policy variable ``${name}`` (``name`` lower-cased), or ``None`` when the
         request has none (a multivalued key never resolves)."""
         cache = self._variables
-        if cache is None:
-            cache = self._variables = {}
-        elif name in cache:
+        if name in cache:
             return cache[name]
         value: str | None = None
         if name not in MULTIVALUED:

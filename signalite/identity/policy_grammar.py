@@ -11,6 +11,7 @@ finally the format of resources and actions.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,14 @@ class _Number(str):
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(name)
+
+
+def _number(text: str) -> _Number:
+    """A JSON number as written; absurdly long or non-finite ones are a syntax error (they
+    could not be written back as JSON)."""
+    if len(text) > 64 or not math.isfinite(float(text)):
+        raise ValueError(f"number out of range: {text[:20]}")
+    return _Number(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +345,7 @@ def read_document(text: str, kind: Kind, *, managed: bool = False) -> Document:
     :class:`MalformedPolicy` with IAM's reason. ``managed`` (CreatePolicy/CreatePolicyVersion)
     additionally requires Version 2012-10-17."""
     try:
-        doc = json.loads(text, parse_int=_Number, parse_float=_Number, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_int=_number, parse_float=_number, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise MalformedPolicy(SYNTAX) from None
     if not isinstance(doc, dict):

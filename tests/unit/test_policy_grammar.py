@@ -277,3 +277,10 @@ def test_deeply_nested_json_is_a_syntax_error_not_a_crash():
 def test_json_constants_are_refused():
     assert reason_of('{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "a:b", "Resource": "*",'
                      ' "Condition": {"NumericLessThan": {"a": NaN}}}}') == SYNTAX
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "1" * 100])
+def test_numbers_json_cannot_carry_back_are_refused(number):
+    text = ('{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "a:b", "Resource": "*",'
+            ' "Condition": {"StringEquals": {"a": %s}}}}' % number)
+    assert reason_of(text) == SYNTAX
