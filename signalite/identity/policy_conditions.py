@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import math
+import operator as op
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -190,16 +191,10 @@ def _request_number(value: str | float) -> float | None:
         return None
 
 
-def _ordered(compare: Compare, left: float, right: float) -> bool:
-    if compare is Compare.EQ:
-        return left == right
-    if compare is Compare.LT:
-        return left < right
-    if compare is Compare.LE:
-        return left <= right
-    if compare is Compare.GT:
-        return left > right
-    return left >= right
+_COMPARATORS: dict[Compare, Callable[[float, float], bool]] = {
+    Compare.EQ: op.eq, Compare.LT: op.lt, Compare.LE: op.le, Compare.GT: op.gt, Compare.GE: op.ge,
+}
+_NONE, _ANY, _ALL = 0, 1, 2
 
 
 Network = tuple[int, int, int]
@@ -222,8 +217,9 @@ class Condition:
     that :meth:`holds` does no parsing and no dispatch on the operator.
     """
 
-    __slots__ = ("_absent", "_dynamic", "_get", "_lowered", "_match", "_matchers", "_mode", "_networks", "_null",
-                 "_numbers", "_patterns", "_static", "key", "operator", "values", "variables")
+    __slots__ = ("_absent", "_compare", "_dynamic", "_get", "_lowered", "_match", "_matchers", "_mode", "_negated",
+                 "_networks", "_null", "_numbers", "_patterns", "_set", "_static", "key", "operator", "values",
+                 "variables")
 
     def __init__(self, operator: Operator, key: str, values: Sequence[str], *, variables: bool) -> None:
         self.operator = operator
@@ -237,7 +233,11 @@ class Condition:
         self._numbers: tuple[float, ...] = ()
         self._networks: tuple[Network, ...] = ()
         self._mode = Mode.GLOB if family is Family.STRING_LIKE else Mode.ARN
-        self._null = (False, False)
+        # hot-path copies of the operator (enum member access is slow in Python 3.11)
+        self._null: tuple[bool, bool] | None = None
+        self._negated = operator.negated
+        self._set = {SetOperator.NONE: _NONE, SetOperator.ANY: _ANY, SetOperator.ALL: _ALL}[operator.set_operator]
+        self._compare = _COMPARATORS[operator.compare]
         templates = [Template.parse(v, variables=variables and family in _VARIABLE_FAMILIES) for v in self.values]
         self.variables: frozenset[str] = frozenset().union(*(t.variables for t in templates))
         self._dynamic = tuple(t for t in templates if not t.static)
@@ -286,19 +286,17 @@ class Condition:
 
     def holds(self, request: Request) -> bool:
         raw = self._get(request.ctx)
-        operator = self.operator
-        if operator.family is Family.NULL:
+        if self._null is not None:
             return self._null[0] if raw is None else self._null[1]
         if raw is None:
             return self._absent
-        negated = operator.negated
+        negated = self._negated
         match = self._match
         if isinstance(raw, (str, float)):
             return match(raw, request) is not negated
-        set_operator = operator.set_operator
-        if set_operator is SetOperator.ALL:
+        if self._set == _ALL:
             return all(match(v, request) is not negated for v in raw)
-        if set_operator is SetOperator.ANY:
+        if self._set == _ANY:
             return any(match(v, request) is not negated for v in raw)
         return any(match(v, request) for v in raw) is not negated
 
@@ -329,13 +327,13 @@ class Condition:
 
     def _match_number(self, value: Value, request: Request) -> bool:
         number = _request_number(value)
-        compare = self.operator.compare
-        return number is not None and any(_ordered(compare, number, bound) for bound in self._numbers)
+        compare = self._compare
+        return number is not None and any(compare(number, bound) for bound in self._numbers)
 
     def _match_date(self, value: Value, request: Request) -> bool:
         moment = _request_date(value)
-        compare = self.operator.compare
-        return moment is not None and any(_ordered(compare, moment, bound) for bound in self._numbers)
+        compare = self._compare
+        return moment is not None and any(compare(moment, bound) for bound in self._numbers)
 
     def _match_ip(self, value: Value, request: Request) -> bool:
         if isinstance(value, float):
