@@ -185,7 +185,7 @@ class _Draft:
     conditions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
-def _syntax(index: int, body: Any) -> _Draft:
+def _syntax(index: int, body: Any, kind: Kind) -> _Draft:
     if not isinstance(body, dict):
         raise MalformedPolicy(SYNTAX)
     if any(key not in _STATEMENT for key in body):
@@ -217,7 +217,8 @@ def _syntax(index: int, body: Any) -> _Draft:
             draft.not_resource = name == "NotResource"
     for name in ("Principal", "NotPrincipal"):
         if name in body:
-            draft.principals = _check_principal_shape(body[name])
+            # outside trust policies any principal is refused as such, whatever its shape
+            draft.principals = _check_principal_shape(body[name]) if kind == "trust" else ()
             draft.not_principal = name == "NotPrincipal"
     if "Condition" in body:
         draft.conditions = _condition_syntax(body["Condition"])
@@ -367,7 +368,7 @@ def read_document(text: str, kind: Kind, *, managed: bool = False) -> Document:
         bodies = [bodies]
     if not isinstance(bodies, list) or not bodies:
         raise MalformedPolicy(SYNTAX)
-    drafts = [_syntax(index, body) for index, body in enumerate(bodies)]
+    drafts = [_syntax(index, body, kind) for index, body in enumerate(bodies)]
     # pass 2: principals belong to trust policies only
     if kind != "trust" and any(d.principals is not None for d in drafts):
         raise MalformedPolicy(NO_PRINCIPAL_HERE)

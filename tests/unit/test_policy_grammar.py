@@ -164,6 +164,8 @@ def test_identity_policy_refused_with_reason(document, reason):
     st(Principal="*"),
     st(NotPrincipal={"AWS": "*"}),
     {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"},
+    st(Principal="alice"),
+    st(Principal={"Person": ["x"]}),
 ])
 def test_identity_and_session_policies_name_no_principal(statement):
     assert reason_of(doc(statement)) == "Policy document should not specify a principal."
