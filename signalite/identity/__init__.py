@@ -1,0 +1,1 @@
+"""Identity: AWS's IAM and STS model (users, roles, keys, session tokens) and its policy language."""
