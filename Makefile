@@ -22,11 +22,11 @@ test-deps:
 # Static checks first (ruff: lint and import order; mypy: strict on aws/, signaling/ and the
 # typed seams), then the suite.
 lint: test-deps
-	$(VENV)/bin/ruff check signalite tests bench
+	$(VENV)/bin/ruff check signalite tests bench examples
 	$(VENV)/bin/mypy
 
 test: test-deps
-	$(VENV)/bin/ruff check signalite tests bench
+	$(VENV)/bin/ruff check signalite tests bench examples
 	$(VENV)/bin/mypy
 	set -a; . ./.test-env; set +a; $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -139,11 +140,13 @@ class Server:
 
 class Signalite(Server):
     name = "signalite"
+    extra_args: tuple[str, ...] = ()
+    """More ``serve`` flags (``--signalite-args``), e.g. ``--no-metrics`` for an on/off comparison."""
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "signalite", "serve", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--http-port", str(self.http_port), "--quotas", "relaxed",
-                "--log-level", "warning"]
+                "--log-level", "warning", *self.extra_args]
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -327,8 +330,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="how the reference relay sends: one transport.write per frame like Signalite "
                              "(default, the ceiling), or aiohttp's awaited send_str")
     parser.add_argument("--json", type=Path, help="also write every run's raw result here")
+    parser.add_argument("--signalite-args", default="", help="extra `signalite serve` flags, e.g. --no-metrics")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs)")
     args = parser.parse_args(argv)
+    Signalite.extra_args = tuple(shlex.split(args.signalite_args))
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     _raise_nofile()

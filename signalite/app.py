@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import controlplane, dataplane, operator, signaling
+from . import controlplane, dataplane, metrics, operator, signaling
 from .aws.keys import KeyRing, RootCredentials
 from .aws.sigv4 import SigV4Verifier
 from .aws.wire import Wire
@@ -72,12 +72,19 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
 
     app.cleanup_ctx.append(store_ctx)
 
+    registry, edge_stats = metrics.new_registry(), metrics.EdgeStats()
+    registry.register(metrics.EdgeCollector(edge_stats))
+    app[metrics.REGISTRY] = registry
+    app[metrics.EDGE_STATS] = edge_stats
+
     wire = Wire(extra=(operator.service_model(),))
     auth = Authenticator(SigV4Verifier(keys.lookup, skew_seconds=settings.clock_skew_seconds, clock=clock))
     operations = operation_table(*controlplane.MODULES, *dataplane.MODULES, operator)
-    edge = RestEdge(wire, auth, operations, settings.max_body_bytes)
+    edge = RestEdge(wire, auth, operations, settings.max_body_bytes, edge_stats)
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
+    if settings.metrics:
+        app.router.add_get("/metrics", metrics.handle_metrics)
 
     signaling.setup(app, auth, wire.control_plane)  # the bus and the hub, after the store
     dataplane.setup(app)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import json
 import logging
 import shlex
 import signal
+import socket
 import sys
 
 from . import __version__
@@ -44,6 +46,21 @@ def _announce_credentials(root: RootCredentials) -> None:
     print('  Use them with:  eval "$(signalite env)"', flush=True)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``port`` 0: one the kernel picks, with no race
+    between choosing it and binding it). Bound before the application is built, so the endpoints
+    it advertises carry the real port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG, reuse_port=False)
+    except OSError as exc:
+        raise ConfigError(_listen_error(host, port, exc)) from None
+
+
+LISTEN_BACKLOG = 4096
+"""Pending connections the kernel queues per listener (capped by net.core.somaxconn)."""
+
+
 async def _serve(settings: Settings) -> None:
     from aiohttp import web
 
@@ -53,6 +70,11 @@ async def _serve(settings: Settings) -> None:
     root = _root(settings)
     if root.generated:
         _announce_credentials(root)
+    listeners = [_listen(settings.host, settings.port)]
+    if settings.http_port is not None:
+        listeners.append(_listen(settings.host, settings.http_port))
+    bound = [s.getsockname()[1] for s in listeners]
+    settings = dataclasses.replace(settings, port=bound[0], http_port=bound[1] if len(bound) > 1 else None)
     tls = _tls_files(settings)
     try:
         app = build_app(settings, root)
@@ -67,16 +89,11 @@ async def _serve(settings: Settings) -> None:
     except ConfigError:  # e.g. coturn or the STUN responder could not start
         await runner.cleanup()
         raise
-    sites = [(web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(tls),
-                          reuse_address=True), settings.port)]
-    if settings.http_port:
-        sites.append((web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True), settings.http_port))
-    for site, port in sites:
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ConfigError(_listen_error(settings.host, port, exc)) from None
+    sites = [web.SockSite(runner, listeners[0], ssl_context=server_context(tls))]
+    if len(listeners) > 1:
+        sites.append(web.SockSite(runner, listeners[1]))
+    for site in sites:
+        await site.start()
     (settings.data_dir / ENDPOINT_FILE).write_text(json.dumps({
         "url": settings.advertised_url,
         "ca": str(tls.ca.resolve()) if tls.ca else None,
@@ -115,18 +132,27 @@ def _run(coro: object) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import configure
+
+    configure(settings.log_level, settings.log_format)
     _run(_serve(settings))
     return 0
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    for key, value in env_exports(settings_from(args), vars(args)).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def env_exports(settings: Settings, given: dict[str, object] | None = None) -> dict[str, str]:
+    """The variables ``signalite env`` exports for ``settings`` (``given``: the options set on
+    the command line; without --port/--public-url/--host the running server's endpoint.json wins)."""
+    given = given or {}
     root = _root(settings)
     saved = settings.data_dir / ENDPOINT_FILE
     url, ca = settings.advertised_url, None
-    if saved.exists() and not {"port", "public_url", "host"} & vars(args).keys():
+    if saved.exists() and not {"port", "public_url", "host"} & given.keys():
         data = json.loads(saved.read_text())
         url, ca = without_default_port(data.get("url") or url), data.get("ca")
     if ca is None and not settings.tls_cert:
@@ -135,15 +161,13 @@ def cmd_env(args: argparse.Namespace) -> int:
         "AWS_ENDPOINT_URL_KINESIS_VIDEO": url,
         "AWS_ACCESS_KEY_ID": root.access_key_id,
         "AWS_SECRET_ACCESS_KEY": root.secret_access_key,
-        "AWS_REGION": args.region or settings.default_region,
-        "AWS_DEFAULT_REGION": args.region or settings.default_region,
+        "AWS_REGION": str(given.get("region") or settings.default_region),
+        "AWS_DEFAULT_REGION": str(given.get("region") or settings.default_region),
     }
     if ca:
         exports["AWS_CA_BUNDLE"] = ca
         exports["NODE_EXTRA_CA_CERTS"] = ca
-    for key, value in exports.items():
-        print(f"export {key}={shlex.quote(value)}")
-    return 0
+    return exports
 
 
 def build_parser() -> argparse.ArgumentParser:

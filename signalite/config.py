@@ -234,8 +234,10 @@ class Quotas:
 @dataclass(frozen=True)
 class Settings:
     host: str = option("127.0.0.1", "interface to listen on")
-    port: int = option(8443, "TLS listener port", parse=_port, metavar="PORT")
-    http_port: int | None = option(None, "optional plain-HTTP listener port (behind a TLS proxy)", parse=_port,
+    port: int = option(8443, "TLS listener port (0: a free port, advertised and written to endpoint.json)",
+                       parse=_port, metavar="PORT")
+    http_port: int | None = option(None, "optional plain-HTTP listener port (behind a TLS proxy; 0: a free port)",
+                                   parse=_port,
                                    metavar="PORT", shown="none")
     data_dir: Path = option(Path(".signalite"), "state directory (credentials, local CA, SQLite, endpoint.json)",
                             metavar="DIR")
@@ -283,6 +285,11 @@ class Settings:
         "the KVS C SDK v1.14.0 and earlier deadlocks on GO_AWAY")
     drain_timeout: float = option(30.0, "on SIGTERM, spread the closing of this node's clients over at most "
                                   "this many seconds", parse=_seconds, metavar="SECONDS")
+    metrics: bool = option(True, "serve Prometheus metrics at GET /metrics on every listener")
+    metrics_token: str | None = option(None, "require `Authorization: Bearer TOKEN` on GET /metrics",
+                                       metavar="TOKEN", secret=True, shown="none")
+    log_format: str = option("text", "log line format", choices=("text", "json"))
+    log_payloads: bool = option(False, "include SDP and ICE payloads in logs (off: they never appear)")
     node_name: str | None = option(None, "name of this node in a cluster", flag="node-id", env="NODE_ID",
                                    metavar="NAME", shown="HOST:PORT, the machine's name standing in for a wildcard --host")
     max_body_bytes: int = 1024 * 1024

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from time import perf_counter
 from types import ModuleType
 from typing import Mapping
 
@@ -20,10 +21,12 @@ from ..aws.errors import ServiceError
 from ..aws.sigv4 import AuthError
 from ..aws.wire import Wire
 from ..context import CLOCK, HUB, SETTINGS, STORE, Handler, OpContext
+from ..metrics import EdgeStats
 from . import answers
 from .auth import Authenticator
 
 log = logging.getLogger("signalite.rest")
+access_log = logging.getLogger("signalite.access")
 
 
 def _unsupported_code(op: OperationModel) -> str:
@@ -42,18 +45,41 @@ def _is_json_content_type(value: str) -> bool:
                      "binary/octet-stream", "text/plain", "") or media.endswith("+json")
 
 
+OPERATION = "signalite.operation"
+"""Request key: the operation name the edge routed the request to (for the access log)."""
+ACCOUNT = "signalite.account"
+"""Request key: the account of the authenticated principal."""
+_UNROUTED = "unknown"
+
+
 class RestEdge:
     def __init__(self, wire: Wire, auth: Authenticator, operations: Mapping[str, Handler],
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, stats: EdgeStats | None = None) -> None:
         self.wire = wire
         self.auth = auth
         self.operations = operations
         self.max_body_bytes = max_body_bytes
+        self.stats = stats or EdgeStats()
 
     async def preflight(self, request: web.Request) -> web.Response:
         return answers.preflight(request)
 
     async def handle(self, request: web.Request) -> web.Response:
+        """One REST request, counted by operation and status and written to the access log."""
+        start = perf_counter()
+        response = await self._handle(request)
+        operation = request.get(OPERATION, _UNROUTED)
+        self.stats.requests[operation, response.status] += 1
+        if access_log.isEnabledFor(logging.INFO):
+            request_id = response.headers.get("x-amzn-RequestId", "")
+            ms = (perf_counter() - start) * 1000
+            access_log.info("%s %s %d %.1f ms", request.method, operation, response.status, ms,
+                            extra={"request_id": request_id, "operation": operation, "status": response.status,
+                                   "account": request.get(ACCOUNT), "duration_ms": round(ms, 3),
+                                   "remote": request.remote})
+        return response
+
+    async def _handle(self, request: web.Request) -> web.Response:
         request_id = answers.new_request_id()
         route = self.wire.route(request.path)
         if route is None:
@@ -61,6 +87,7 @@ class RestEdge:
                                  f"No operation is served at {request.method} {request.path[:200]}.",
                                  request_id, status=404)
         svc, op = route
+        request[OPERATION] = op.name
         if request.method != op.http["method"]:
             return answers.error(request, svc, "UnknownOperationException",
                                  f"{op.name} takes {op.http['method']}, not {request.method}.", request_id, status=405)
@@ -74,6 +101,7 @@ class RestEdge:
             principal = self.auth.authenticate(request, body)
         except AuthError as exc:
             return answers.error(request, svc, exc.code, exc.message, request_id, status=exc.status)
+        request[ACCOUNT] = principal.account_id
         headers = request.headers
         try:
             if not _is_json_content_type(headers.get(hdrs.CONTENT_TYPE, "")):

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .. import metrics
 from ..aws.wire import ServiceWire
 from ..bus import open_bus
 from ..context import BUS, CLOCK, HUB, SETTINGS, STORE
@@ -27,7 +28,8 @@ def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> Non
     """Route the WebSocket upgrade on ``GET /`` (and on the path of ``--public-url`` if it has
     one), and open the bus (``app[BUS]``) and the hub (``app[HUB]``) with the application."""
     settings = app[SETTINGS]
-    hub = Hub(settings, auth, app[CLOCK], errors)
+    hub = Hub(settings, auth, app[CLOCK], errors, app[metrics.EDGE_STATS])
+    app[metrics.REGISTRY].register(metrics.RouterCollector(lambda: hub.router))
     connect = hub.handle_connect
     app.router.add_get("/", connect)
     path = urlsplit(settings.advertised_url).path.rstrip("/")

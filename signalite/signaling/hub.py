@@ -11,6 +11,7 @@ GO_AWAY). Every decision is the router's or the handshake's.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from typing import Any
@@ -25,6 +26,7 @@ from ..clock import Clock, wait_for
 from ..config import Settings
 from ..edge import answers
 from ..edge.auth import Authenticator
+from ..metrics import EdgeStats
 from ..store import Resource, Store
 from . import frames, handshake
 from .router import (
@@ -116,7 +118,11 @@ class _VirtualHandle:
 
 
 class Hub:
-    def __init__(self, settings: Settings, auth: Authenticator, clock: Clock, errors: ServiceWire) -> None:
+    def __init__(self, settings: Settings, auth: Authenticator, clock: Clock, errors: ServiceWire,
+                 stats: EdgeStats | None = None) -> None:
+        self.stats = stats or EdgeStats()
+        """Handshake outcomes (the router counts connections and messages)."""
+        self.log_payloads = settings.log_payloads
         self.store: Store = _NotStarted()  # set by start()
         self.bus: Bus = _NotStarted()  # type: ignore[assignment]
         self.auth = auth
@@ -125,7 +131,7 @@ class Hub:
         """The service model whose error shapes the handshake's refusals are rendered with."""
         self.quotas = settings.quotas
         self.go_away_frames = settings.go_away_frames
-        self.router = Router(self.quotas, go_away_frames=settings.go_away_frames)
+        self.router = Router(self.quotas, go_away_frames=settings.go_away_frames, count_deliveries=settings.metrics)
         # A frame must hold the largest payload allowed (base64) plus the other fields.
         self.max_frame = max(self.quotas.max_frame_bytes, self.quotas.max_payload_bytes * 4 // 3 + 4096)
         self._sweeper: asyncio.Task[None] | None = None
@@ -197,6 +203,7 @@ class Hub:
                 if isinstance(handle, Session) and handle.ws is not None and not handle.ws.closed:
                     if self.go_away_frames and not handle.closing:
                         handle.send(frames.GO_AWAY_FRAME)
+                    handle.reason = handle.reason or "server shutting down"
                     waits.append(handle.ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down"))
                 else:
                     handle.close(CLOSE_GOING_AWAY, "server shutting down")
@@ -266,6 +273,7 @@ class Hub:
 
     # --- the WSS endpoint ----------------------------------------------------------------------
     def _refuse(self, request: web.Request, refusal: handshake.Refuse) -> web.Response:
+        self.stats.handshakes[refusal.code] += 1
         return answers.error(request, self.errors, refusal.code, refusal.message, answers.new_request_id(),
                              status=refusal.status)
 
@@ -305,9 +313,13 @@ class Hub:
             self.run(self.router.disconnect(conn, self.clock.now()))
             raise
         session.attach(ws, request.transport)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("connected %s of %s", "master" if decision.is_master else f"viewer {decision.client_id}",
-                      decision.arn)
+        self.stats.handshakes["accepted"] += 1
+        role = "master" if decision.is_master else "viewer"
+        if log.isEnabledFor(logging.INFO):
+            log.info("connected %s %s of %s", role, decision.client_id or "", decision.arn,
+                     extra={"event": "connect", "role": role, "channel": decision.arn,
+                            "client_id": decision.client_id, "account": principal.account_id,
+                            "remote": request.remote})
         del query, principal, resource, offered, protocols, decision  # only the socket's state stays
         # The receive loop is inline (not a helper coroutine): one frame less per idle socket.
         router = self.router
@@ -320,17 +332,25 @@ class Hub:
                 msg = await ws.receive()
                 kind = msg.type
                 if kind is _TEXT:
+                    if self.log_payloads:
+                        _log_payload(conn, msg.data)
                     out = router.message(conn, msg.data, clock.now())
                     if out:
                         self.run(out)
                 elif kind is _BINARY:
                     session.closing = True
+                    session.reason = "binary frame (text frames only)"
                     await ws.close(code=CLOSE_UNSUPPORTED, message=b"text frames only")
                     break
                 else:  # CLOSE / CLOSING / CLOSED / ERROR (aiohttp itself sends 1009 for an oversized frame)
                     break
         finally:
             self.run(router.disconnect(conn, clock.now()))
+            if log.isEnabledFor(logging.INFO):
+                reason = session.reason or f"closed by the client ({ws.close_code})"
+                log.info("disconnected %s %s of %s: %s", role, conn.client_id or "", conn.channel.arn, reason,
+                         extra={"event": "disconnect", "role": role, "channel": conn.channel.arn,
+                                "client_id": conn.client_id, "reason": reason})
             # aiohttp keeps the error of a close it could not finish (the peer already gone); its
             # traceback holds the frames that hold this response, its request, handler and
             # transport: a reference cycle that only a full collection would free. Without it the
@@ -339,3 +359,18 @@ class Hub:
             if error is not None:
                 error.__traceback__ = None
         return ws
+
+
+def _log_payload(conn: Conn, text: str) -> None:
+    """``--log-payloads``: a client's frame with its decoded payload (SDP, ICE candidate). Off by
+    default: payloads carry IP addresses and fingerprints."""
+    try:
+        inbound = frames.parse(text)
+        payload = base64.b64decode(inbound.payload, validate=True).decode("utf-8", "replace") \
+            if isinstance(inbound.payload, str) else None
+    except (frames.Malformed, ValueError):
+        inbound, payload = None, None
+    log.info("message %s from %s of %s", getattr(inbound, "action", "?"), conn.client_id or "master",
+             conn.channel.arn, extra={"event": "message", "channel": conn.channel.arn, "client_id": conn.client_id,
+                                      "message_type": getattr(inbound, "action", None),
+                                      "recipient": getattr(inbound, "recipient", None), "payload": payload})

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+from bisect import bisect_left
 from heapq import heapify, heappop, heappush
 from typing import Any, NamedTuple, Union
 
@@ -49,6 +50,7 @@ from .frames import (
     valid_id,
 )
 from .quotas import TokenBucket, bucket
+from .stats import BUFFERED, DELIVERED, EXPIRED, REJECTED, REPLACED, RouterStats, message_type
 
 
 class Send(NamedTuple):
@@ -76,6 +78,24 @@ class Unsubscribe(NamedTuple):
 
 
 Action = Union[Send, Close, Publish, Subscribe, Unsubscribe]
+
+
+class TraceNote(NamedTuple):
+    """What happened to one message of a traced channel (``Router.trace``), for ``signalite trace``."""
+
+    time: float
+    event: str
+    """sent, delivered, buffered, expired, replaced or rejected."""
+    channel: str
+    message_type: str
+    sender: str | None
+    """The sender's client id; None for the master."""
+    recipient: str | None
+    """The recipient's client id; None for the master."""
+    payload: str | None
+    """The base64 messagePayload as the client sent it."""
+    detail: str = ""
+    """For a rejected message, why."""
 
 
 class ControlVerb(enum.StrEnum):
@@ -143,7 +163,7 @@ class Conn:
     """The router's record of one socket (or virtual peer). ``handle`` belongs to the caller."""
 
     __slots__ = ("channel", "client_id", "key", "handle", "opened", "last_active", "sdp", "ice",
-                 "close_at", "close_reason", "state", "virtual", "timer")
+                 "close_at", "close_reason", "state", "virtual", "timer", "sent", "received")
 
     def __init__(self, channel: "Channel", client_id: str | None, handle: Any, now: float, quotas: Quotas,
                  virtual: bool) -> None:
@@ -165,6 +185,10 @@ class Conn:
         peers end when their work does: an answer, a recording)."""
         self.timer: list[Any] | None = None
         """Its entry in the router's idle/duration schedule (while OPEN) or close schedule (GOING_AWAY)."""
+        self.sent = 0
+        """Messages it sent that the router accepted."""
+        self.received = 0
+        """Messages delivered to it."""
 
     @property
     def is_master(self) -> bool:
@@ -254,11 +278,19 @@ class _Schedule:
 
 
 class Router:
-    def __init__(self, quotas: Quotas, *, go_away_frames: bool = False) -> None:
+    def __init__(self, quotas: Quotas, *, go_away_frames: bool = False, count_deliveries: bool = True) -> None:
         self.quotas = quotas
         self.go_away_frames = go_away_frames
         """Send GO_AWAY before server-initiated closes (and close after the grace), not just close."""
         self.channels: dict[str, Channel] = {}
+        self.stats = RouterStats()
+        """What it decided, counted (read by the metrics collector)."""
+        self.count_deliveries = count_deliveries
+        """Count each delivery and its latency (the one count on the relay path; off with --no-metrics)."""
+        self.traced: set[str] = set()
+        """ARNs of channels someone follows live (``signalite trace``): only their messages are noted."""
+        self.notes: list[TraceNote] = []
+        """Notes of traced channels since the caller last took them (:meth:`take_notes`)."""
         self._short_payload = quotas.max_payload_bytes * 4 // 3
         """Base64 payloads up to this length cannot exceed the decoded limit: no need to measure them."""
         self._deleted: set[str] = set()
@@ -275,6 +307,19 @@ class Router:
         recipient's retained envelopes (see ``Channel.checks``; an entry whose time is no longer the
         recipient's check time is stale and skipped)."""
         self._seq = seq
+
+    # --- the live trace ------------------------------------------------------------------------
+    def take_notes(self) -> list[TraceNote]:
+        notes, self.notes = self.notes, []
+        return notes
+
+    def _note(self, arn: str, event: str, msg_type: str, sender: str, recipient: str, now: float,
+              payload: str | None = None, frame: str | None = None, detail: str = "") -> None:
+        """Note a message of a traced channel (callers check ``arn in self.traced`` first: the
+        untraced relay path pays one set lookup and nothing else)."""
+        if payload is None and frame is not None:
+            payload = frames.to_dict(frame).get("messagePayload")
+        self.notes.append(TraceNote(now, event, arn, msg_type, sender or None, recipient or None, payload, detail))
 
     # --- connections -------------------------------------------------------------------------
     def connect(self, arn: str, client_id: str | None, ttl: float, now: float, handle: Any, *,
@@ -309,15 +354,27 @@ class Router:
             ch.viewers[client_id] = conn
             if not virtual:
                 ch.real_viewers += 1
+        if not virtual:
+            self.stats.connections[_role(conn)] += 1
         if old is not None:
             self._detach(old, replaced=True)
             self._end(old, CLOSE_NORMAL, "replaced by a newer connection", actions)
         retained = ch.pending.pop(conn.key, None)
         if retained:
             del ch.checks[conn.key]
+            stats = self.stats
+            traced = arn in self.traced
             for env in retained:
-                if env.expires > now:
+                outcome = DELIVERED if env.expires > now else EXPIRED
+                if outcome == DELIVERED:
                     actions.append(Send(conn, env.frame))
+                    conn.received += 1
+                    stats.delivered[env.msg_type] += 1
+                    stats.delivery.observe(now - (env.expires - ch.ttl))
+                else:
+                    stats.messages[env.msg_type, EXPIRED] += 1
+                if traced:
+                    self._note(arn, outcome, env.msg_type, env.sender, env.recipient, now, frame=env.frame)
         return conn, actions
 
     def _admit(self, ch: Channel | None, client_id: str | None, now: float) -> TokenBucket | None:
@@ -356,6 +413,8 @@ class Router:
         if conn.timer is not None:
             (self._watch if conn.state is OPEN else self._closing).cancel(conn.timer)
             conn.timer = None
+        if conn.state is not CLOSED and not conn.virtual:
+            self.stats.connections[_role(conn)] -= 1
         conn.state = CLOSED
         ch = conn.channel
         if conn.client_id is None:
@@ -375,6 +434,15 @@ class Router:
         actions.append(Close(conn, code, reason))
 
     # --- messages ------------------------------------------------------------------------------
+    def _fail(self, conn: Conn, action: Any, correlation_id: Any, now: float, error_type: str,
+              description: str) -> list[Action]:
+        """A refused message: counted, noted when traced, answered by :func:`_status`."""
+        kind = message_type(action)
+        self.stats.messages[kind, REJECTED] += 1
+        if conn.channel.arn in self.traced:
+            self._note(conn.channel.arn, REJECTED, kind, conn.key, "", now, detail=f"{error_type}: {description}")
+        return _status(conn, correlation_id, error_type, description)
+
     def message(self, conn: Conn, text: str, now: float) -> list[Action]:
         """A text frame from ``conn``: a Publish, a STATUS_RESPONSE, a close, or nothing."""
         if conn.state is CLOSED:
@@ -383,37 +451,43 @@ class Router:
         try:
             m = frames.parse(text)
         except Malformed as exc:
+            self.stats.messages[message_type(None), REJECTED] += 1
+            if conn.channel.arn in self.traced:
+                self._note(conn.channel.arn, REJECTED, message_type(None), conn.key, "", now, detail=str(exc))
             return [Close(conn, CLOSE_INVALID_DATA, str(exc))]
         cid = m.correlation_id
         action = m.action
         if action not in ACTIONS:
-            return _fail(conn, cid, INVALID_ARGUMENT,
+            return self._fail(conn, action, cid, now, INVALID_ARGUMENT,
                          "action must be one of SDP_OFFER, SDP_ANSWER, ICE_CANDIDATE.")
         if cid is not None and not valid_id(cid):
-            return _fail(conn, cid, INVALID_ARGUMENT,
+            return self._fail(conn, action, cid, now, INVALID_ARGUMENT,
                          "correlationId must be 1 to 256 characters of [a-zA-Z0-9_.-].")
         limiter = conn.sdp if action in SDP_ACTIONS else conn.ice
         if limiter is not None and not limiter.take(now):
             rate = self.quotas.sdp_messages_per_second if action in SDP_ACTIONS else self.quotas.ice_messages_per_second
-            return _fail(conn, cid, CLIENT_LIMIT,
+            return self._fail(conn, action, cid, now, CLIENT_LIMIT,
                          f"{action} messages are limited to {rate:g} per second per connection.")
         payload = m.payload
         if type(payload) is not str or not payload:
-            return _fail(conn, cid, INVALID_ARGUMENT, "messagePayload is required.")
+            return self._fail(conn, action, cid, now, INVALID_ARGUMENT, "messagePayload is required.")
         if len(payload) > self._short_payload and decoded_size(payload) > self.quotas.max_payload_bytes:
-            return _fail(conn, cid, INVALID_ARGUMENT,
+            return self._fail(conn, action, cid, now, INVALID_ARGUMENT,
                          f"messagePayload is larger than {self.quotas.max_payload_bytes} bytes.")
         ch = conn.channel
         if conn.client_id is None:
             recipient = m.recipient
             if not valid_id(recipient):
-                return _fail(conn, cid, INVALID_ARGUMENT,
+                return self._fail(conn, action, cid, now, INVALID_ARGUMENT,
                              "recipientClientId is required from the master: 1 to 256 characters of [a-zA-Z0-9_.-].")
             frame = frames.message(action, payload, None)
         else:
             recipient = MASTER  # a viewer only ever reaches the master; its recipientClientId is ignored
             frame = frames.message(action, payload, conn.client_id)
         envelope = _new(Envelope, (MSG, recipient, action, conn.key, frame, now + ch.ttl))
+        conn.sent += 1
+        if ch.arn in self.traced:
+            self._note(ch.arn, "sent", action, conn.key, recipient, now, payload=payload)
         return [_new(Publish, (ch.arn, envelope))]
 
     def deliver(self, topic: str, message: Message, now: float) -> list[Action]:
@@ -426,11 +500,25 @@ class Router:
             return self._apply(ch, message, now)
         key = message.recipient
         target = ch.master if key == MASTER else ch.viewers.get(key)
+        stats = self.stats
+        if ch.arn in self.traced:
+            self._note(ch.arn, DELIVERED if target is not None else BUFFERED if message.expires > now else EXPIRED,
+                       message.msg_type, message.sender, key, now, frame=message.frame)
         if target is not None:
             target.last_active = now
+            target.received += 1
+            if self.count_deliveries:  # inlined Histogram.observe: the one count per relayed message
+                stats.delivered[message.msg_type] += 1
+                latency = now - (message.expires - ch.ttl)
+                hist = stats.delivery
+                hist.counts[bisect_left(hist.bounds, latency)] += 1
+                hist.total += latency
             return [_new(Send, (target, message.frame))]
         if message.expires > now:
             self._retain(ch, key, message)
+            stats.messages[message.msg_type, BUFFERED] += 1
+        else:
+            stats.messages[message.msg_type, EXPIRED] += 1
         return _NOTHING
 
     def _retain(self, ch: Channel, key: str, env: Envelope) -> None:
@@ -448,9 +536,13 @@ class Router:
             for i, old in enumerate(queue):
                 if old.msg_type == env.msg_type and old.sender == env.sender:
                     del queue[i]
+                    self.stats.messages[old.msg_type, REPLACED] += 1
+                    if ch.arn in self.traced:
+                        self._note(ch.arn, REPLACED, old.msg_type, old.sender, key, env.expires - ch.ttl, frame=old.frame)
                     break
         queue.append(env)
         if len(queue) > MAX_RETAINED_PER_RECIPIENT:
+            self.stats.messages[queue[0].msg_type, EXPIRED] += 1  # dropped undelivered, as at its expiry
             del queue[0]
 
     # --- channel events ------------------------------------------------------------------------
@@ -612,6 +704,11 @@ class Router:
                 continue  # delivered, rescheduled, or the channel is gone
             queue = ch.pending[key]
             kept = [e for e in queue if e.expires > now]
+            for e in queue:
+                if e.expires <= now:
+                    self.stats.messages[e.msg_type, EXPIRED] += 1
+                    if ch.arn in self.traced:
+                        self._note(ch.arn, EXPIRED, e.msg_type, e.sender, key, now, frame=e.frame)
             if not kept:
                 del ch.pending[key]
                 del checks[key]
@@ -646,8 +743,12 @@ class Scheduled(NamedTuple):
     """Recipients whose retained messages have an expiry check."""
 
 
-def _fail(conn: Conn, correlation_id: Any, error_type: str, description: str) -> list[Action]:
-    """STATUS_RESPONSE only on failure, and only when the failing message carried a correlationId."""
+def _role(conn: Conn) -> str:
+    return "master" if conn.client_id is None else "viewer"
+
+
+def _status(conn: Conn, correlation_id: Any, error_type: str, description: str) -> list[Action]:
+    """STATUS_RESPONSE only when the refused message carried a correlationId."""
     if type(correlation_id) is str and correlation_id:
         return [Send(conn, frames.status_response(correlation_id, error_type, description))]
     return _NOTHING

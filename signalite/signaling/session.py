@@ -35,12 +35,14 @@ def text_frame(data: bytes) -> bytes:
 class Session:
     """The handle the router's :class:`~signalite.signaling.router.Conn` points at."""
 
-    __slots__ = ("ws", "transport", "closing")
+    __slots__ = ("ws", "transport", "closing", "reason")
 
     def __init__(self) -> None:
         self.ws: web.WebSocketResponse | None = None
         self.transport: asyncio.Transport | None = None
         self.closing = False
+        self.reason = ""
+        """Why the server closed it (empty when the client did)."""
 
     def attach(self, ws: web.WebSocketResponse, transport: Any) -> None:
         self.ws = ws
@@ -62,6 +64,7 @@ class Session:
         if self.closing or self.ws is None:
             return
         self.closing = True
+        self.reason = reason
         task = asyncio.get_running_loop().create_task(self._close(code, reason))
         _closers.add(task)
         task.add_done_callback(_closers.discard)

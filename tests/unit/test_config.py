@@ -46,6 +46,8 @@ LEGACY = {
     # new in issue 8
     "--go-away-frames": "SIGNALITE_GO_AWAY_FRAMES", "--tls-san": "SIGNALITE_TLS_SAN",
     "--drain-timeout": "SIGNALITE_DRAIN_TIMEOUT", "--node-id": "SIGNALITE_NODE_ID",
+    "--metrics": "SIGNALITE_METRICS", "--metrics-token": "SIGNALITE_METRICS_TOKEN",
+    "--log-format": "SIGNALITE_LOG_FORMAT", "--log-payloads": "SIGNALITE_LOG_PAYLOADS",
 }
 ENV_ONLY = {"SIGNALITE_ACCESS_KEY_ID", "SIGNALITE_SECRET_ACCESS_KEY", "SIGNALITE_ACCOUNT_ID"}
 

@@ -573,3 +573,30 @@ def test_virtual_viewers_are_not_ended_by_the_idle_timeout_or_maximum_duration()
     m = w.connect()
     w.send(m, "SDP_OFFER", recipient="signalite-storage-1")
     assert len(peer.handle.sent) == 1
+
+
+# --- the live trace --------------------------------------------------------------------------------
+
+def test_a_traced_channel_notes_every_outcome_and_an_untraced_one_nothing():
+    w = World(go_away_frames=False)
+    m = w.connect()
+    v = w.connect("v")
+    w.send(v, "SDP_OFFER", "b2Zm")
+    assert w.router.take_notes() == []  # not traced: nothing noted
+    w.router.traced.add(ARN)
+    w.send(v, "SDP_OFFER", "b2Zm")
+    w.send(m, "SDP_ANSWER", "YQ==", recipient="gone")
+    w.send(m, "SDP_ANSWER", "Yg==", recipient="gone")
+    w.send(m, "BAD", "eA==", recipient="v", cid="c1")
+    notes = w.router.take_notes()
+    got = [(n.event, n.message_type, n.sender, n.recipient, n.payload) for n in notes]
+    assert got == [
+        ("sent", "SDP_OFFER", "v", None, "b2Zm"), ("delivered", "SDP_OFFER", "v", None, "b2Zm"),
+        ("sent", "SDP_ANSWER", None, "gone", "YQ=="), ("buffered", "SDP_ANSWER", None, "gone", "YQ=="),
+        ("sent", "SDP_ANSWER", None, "gone", "Yg=="), ("buffered", "SDP_ANSWER", None, "gone", "Yg=="),
+        ("replaced", "SDP_ANSWER", None, "gone", "YQ=="), ("rejected", "other", None, None, None),
+    ]
+    assert "InvalidArgumentException" in notes[-1].detail
+    w.tick(61)
+    assert [(n.event, n.payload) for n in w.router.take_notes()] == [("expired", "Yg==")]
+    assert (v.sent, m.received, m.sent) == (2, 2, 2)
