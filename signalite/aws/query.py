@@ -159,7 +159,8 @@ def _timestamp(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text: str = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return text
     return str(value)
 
 
@@ -225,7 +226,7 @@ def encode(op: OperationModel, output: Mapping[str, Any] | None, request_id: str
 def error_document(code: str, message: str, request_id: str, namespace: str, sender: bool = True) -> bytes:
     return (f'<ErrorResponse xmlns="{namespace}"><Error><Type>{"Sender" if sender else "Receiver"}</Type>'
             f"<Code>{_text(code)}</Code><Message>{_text(message)}</Message></Error>"
-            f"<RequestId>{_text(request_id)}</RequestId></ErrorResponse>").encode("utf-8")
+            f"<RequestId>{_text(request_id)}</RequestId></ErrorResponse>").encode()
 
 
 # --- one query service ------------------------------------------------------------------------------

@@ -9,18 +9,18 @@ botocore puts presign parameters in a different order from the KVS JS SDK.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, quote, unquote
 
 from ..clock import Clock, SystemClock
-from .principal import Caller as Caller
-from .principal import Principal as Principal
+from .principal import Caller, Principal
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -46,7 +46,7 @@ class SigningKey:
     """What a key lookup returns: the secret and who it belongs to (``caller``; a root of
     ``account_id`` when absent)."""
 
-    secret: str = field(repr=False)
+    secret: str = dataclasses.field(repr=False)
     account_id: str
     user: str = "root"
     caller: Caller | None = None

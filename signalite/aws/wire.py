@@ -456,6 +456,7 @@ class WireService(Protocol):
     name: str
     signing_name: str
     content_type: str
+    validation_code: str
 
     def parse(self, op: OperationModel, body: bytes) -> dict[str, Any]: ...
 

@@ -17,6 +17,8 @@ from botocore.model import ServiceModel
 from .. import channel as channels
 from ..aws.errors import ServiceError
 from ..context import KEYS, OpContext
+from ..identity import accounts
+from ..identity.service import IDENTITY
 
 SERVICE = "signalite-admin"
 MODEL_FILE = Path(__file__).with_name("signalite-admin-2026-12-01.json")
@@ -56,4 +58,15 @@ async def disconnect_client(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]
     return {"ChannelARN": arn, "ClientId": p.get("ClientId"), "ConnectedHere": here}
 
 
-OPERATIONS = {"SendGoAway": send_go_away, "DisconnectClient": disconnect_client}
+async def create_account(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    """A new account and its root key (``signalite admin create-account``)."""
+    require_root(ctx)
+    try:
+        account, key_id, secret = await accounts.create(ctx.store, ctx.resource(IDENTITY), float(int(ctx.clock.now())),
+                                                        p.get("AccountId"))
+    except accounts.AccountExists:
+        raise ServiceError("ResourceInUseException", f"The account {p.get('AccountId')} already exists.") from None
+    return {"AccountId": account, "AccessKeyId": key_id, "SecretAccessKey": secret}
+
+
+OPERATIONS = {"SendGoAway": send_go_away, "DisconnectClient": disconnect_client, "CreateAccount": create_account}

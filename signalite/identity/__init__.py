@@ -1,0 +1,1 @@
+"""Identity: IAM users, roles and policies, STS temporary credentials, accounts."""
