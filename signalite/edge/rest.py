@@ -115,17 +115,19 @@ class RestEdge:
     async def _handle_query(self, request: web.Request) -> web.Response:
         request_id = answers.new_request_id()
         cred = header_credential(request.headers, request.query_string)
-        guess = self.wire.query_service(cred.service if cred is not None else None)
-        body = await self._read(request, guess or self.wire.query["iam"], request_id)
+        signed_for = self.wire.query_service(cred.service) if cred is not None else None
+        if cred is not None and signed_for is None:  # signed for another service: not a query request
+            return self._unrouted(request, request_id)
+        fallback = signed_for or self.wire.query["iam"]
+        body = await self._read(request, fallback, request_id)
         if isinstance(body, web.Response):
             return body
         try:
             params = form_params(body)
         except ServiceError as exc:
-            return answers.error(request, guess or self.wire.query["iam"], exc.code, exc.message, request_id,
-                                 status=exc.status)
-        svc = guess or (self.wire.query_service(None, params.get("Action")) if cred is None else None)
-        if svc is None:  # signed for another service (or unsigned with no IAM/STS action): not a query request
+            return answers.error(request, fallback, exc.code, exc.message, request_id, status=exc.status)
+        svc = signed_for or self.wire.query_service(None, params.get("Action"))
+        if svc is None:  # unsigned, and no IAM or STS action
             return self._unrouted(request, request_id)
         try:
             principal = await self.auth.authenticate(request, body, service=svc.signing_name)

@@ -149,13 +149,14 @@ class Server:
         return env
 
     def boto(self, service: str = "kinesisvideo", *, region: str = REGION, endpoint: str | None = None,
-             access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, **config: Any) -> Any:
+             access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, session_token: str | None = None,
+             **config: Any) -> Any:
         import boto3
         from botocore.config import Config
 
         return boto3.client(
             service, region_name=region, endpoint_url=endpoint or self.url, verify=self.ca,
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, aws_session_token=session_token,
             config=Config(retries={"max_attempts": 1}, **config),
         )
 
