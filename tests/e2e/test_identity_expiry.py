@@ -24,6 +24,7 @@ import websockets
 from aiohttp.test_utils import TestServer
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from websockets.exceptions import InvalidStatus
 
 from signalite.app import build_app
 from signalite.aws.keys import RootCredentials
@@ -98,7 +99,7 @@ async def handshake(node: InProcess, arn: str, creds: dict[str, Any]) -> int:
                   token=creds["SessionToken"], at=datetime.fromtimestamp(node.clock.now(), UTC), base=node.url)
     try:
         ws = await websockets.connect(url, open_timeout=10)
-    except websockets.exceptions.InvalidStatus as exc:
+    except InvalidStatus as exc:
         return exc.response.status_code
     await ws.close()
     return 101

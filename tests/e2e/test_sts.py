@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import websockets
 from botocore.exceptions import ClientError
+from websockets.exceptions import InvalidStatus
 
 from tests.support.server import ACCOUNT, Server
 from tests.support.signaling import presign, ssl_ctx
@@ -71,7 +72,7 @@ async def connects(server: Server, arn: str, creds: dict[str, str], client_id: s
                   token=creds.get("SessionToken"))
     try:
         ws = await websockets.connect(url, ssl=ssl_ctx(server), open_timeout=10)
-    except websockets.exceptions.InvalidStatus as exc:
+    except InvalidStatus as exc:
         return exc.response.status_code
     await ws.close()
     return 101

@@ -143,6 +143,8 @@ class Server:
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ENDPOINT_URL_KINESIS_VIDEO": self.url,
+            "AWS_ENDPOINT_URL_IAM": self.url,
+            "AWS_ENDPOINT_URL_STS": self.url,
             "AWS_CA_BUNDLE": self.ca,
             "NODE_EXTRA_CA_CERTS": self.ca,
         })
