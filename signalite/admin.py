@@ -27,6 +27,9 @@ from .config import add_arguments, settings_from, without_default_port
 ADMIN_PATH = "/_signalite/admin/signaling"
 DISCONNECT_PATH = "/_signalite/admin/disconnect"
 ACCOUNTS_PATH = "/_signalite/admin/accounts"
+
+CHANNELS_PATH = "/_signalite/admin/channels"
+CLIENTS_PATH = "/_signalite/admin/clients"
 ENDPOINT_FILE = "endpoint.json"
 """Written by ``signalite serve`` into the data directory: ``{"url", "ca", "http_port"}``."""
 DEFAULT_REGION = "us-west-2"
@@ -90,6 +93,17 @@ def add_admin_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
                                 help="the new account's 12-digit id (default: a new random one)")
     add_target_arguments(create_account)
     create_account.set_defaults(func=cmd_create_account)
+
+    channels = commands.add_parser("channels", help="list this node's live channels (sockets or retained messages)")
+    channels.add_argument("--json", action="store_true", help="print the answer as JSON")
+    add_target_arguments(channels)
+    channels.set_defaults(func=cmd_channels)
+
+    clients = commands.add_parser("clients", help="list a channel's connections on this node")
+    clients.add_argument("channel_arn", metavar="CHANNEL_ARN", help="the signaling channel's ARN")
+    clients.add_argument("--json", action="store_true", help="print the answer as JSON")
+    add_target_arguments(clients)
+    clients.set_defaults(func=cmd_clients)
 
     from .recordings import add_recordings_command
 
@@ -199,4 +213,38 @@ def cmd_create_account(args: argparse.Namespace) -> int:
     payload = {} if args.account_id is None else {"AccountId": args.account_id}
     answer = client.call(ACCOUNTS_PATH, payload)
     print(json.dumps({k: answer[k] for k in ("AccountId", "AccessKeyId", "SecretAccessKey")}))
+    return 0
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+def cmd_channels(args: argparse.Namespace) -> int:
+    answer = AdminClient.from_args(args).call(CHANNELS_PATH, {})
+    if args.json:
+        print(json.dumps(answer["Channels"]))
+        return 0
+    rows = [[c["ChannelARN"], "yes" if c["Master"] else "no", str(c["Viewers"]), str(c["Retained"]), c["Node"]]
+            for c in answer["Channels"]]
+    print(_table(rows, ["CHANNEL", "MASTER", "VIEWERS", "RETAINED", "NODE"]) if rows else "no live channels")
+    return 0
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from .aws import arn as arns
+
+    parsed = arns.parse(args.channel_arn)
+    answer = AdminClient.from_args(args).call(CLIENTS_PATH, {"ChannelARN": args.channel_arn},
+                                              region=parsed.region if parsed else DEFAULT_REGION)
+    if args.json:
+        print(json.dumps(answer["Clients"]))
+        return 0
+    rows = [[c["Role"], c.get("ClientId") or "-", c["Node"], c.get("RemoteAddress") or "-",
+             datetime.fromtimestamp(c["ConnectedSince"], UTC).isoformat(timespec="seconds"),
+             str(c["MessagesIn"]), str(c["MessagesOut"])] for c in answer["Clients"]]
+    print(_table(rows, ["ROLE", "CLIENT ID", "NODE", "REMOTE", "SINCE", "IN", "OUT"]) if rows else "no connections")
     return 0

@@ -26,6 +26,7 @@ from .edge.rest import RestEdge, operation_table
 from .identity import iam, service, sts
 from .identity.crypto import ServerKey
 from .identity.keys import AccessKeys
+from .operator import trace
 from .store import open_store
 
 
@@ -94,6 +95,7 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
         app.router.add_get("/metrics", metrics.handle_metrics)
 
     signaling.setup(app, auth, wire.control_plane)  # the bus and the hub, after the store
+    trace.setup(app, auth, wire.control_plane)
     dataplane.setup(app)
     service.setup(app, access_keys)  # identity, after the store and the bus
 

@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--region", default=None, help="region to export (default us-west-2)")
     env.set_defaults(func=cmd_env)
     add_admin_commands(sub)
+    from .tracing import add_trace_command
+
+    add_trace_command(sub)
     return parser
 
 

@@ -78,8 +78,10 @@ class Caller:
 class Principal:
     """One request's caller, as the SigV4 check established it.
 
-    ``user`` is ``root`` for a root and the caller's name otherwise (kept for code that predates
-    IAM); ``caller`` holds everything else (built from ``account_id`` as a root when absent).
+    ``user`` is ``root`` for a root and the caller's ARN otherwise (kept for code that predates
+    IAM; never ``root`` for anyone else, even an IAM user of that name, but prefer
+    :attr:`is_root`); ``caller`` holds everything else (built from ``account_id`` as a root when
+    absent).
     """
 
     access_key_id: str

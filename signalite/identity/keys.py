@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..aws.keys import RootCredentials
-from ..aws.principal import LONG_TERM, USER, Caller
+from ..aws.principal import LONG_TERM, ROOT, USER, Caller
 from ..aws.sigv4 import AuthError, Credential, SigningKey
 from ..bus.base import CTL, Bus, Control, Message
 from ..clock import Clock
@@ -66,6 +66,12 @@ class _Cached:
     until: float
     key: SigningKey | None
     """None: the key exists but may not sign (Inactive, or deleted)."""
+
+
+def _user(caller: Caller) -> str:
+    """``Principal.user``: ``root`` for a root, the ARN otherwise, so that an IAM user named
+    ``root`` can never pass for one."""
+    return "root" if caller.kind == ROOT else caller.arn
 
 
 def key_caller(entity: Entity) -> Caller:
@@ -183,7 +189,7 @@ class AccessKeys:
         if self.clock.now() >= temporary.expires:
             raise AuthError("ExpiredTokenException", _EXPIRED, 403)
         caller = temporary.caller
-        return SigningKey(temporary.secret_access_key, caller.account_id, caller.name, caller)
+        return SigningKey(temporary.secret_access_key, caller.account_id, _user(caller), caller)
 
     async def _long_term(self, key_id: str, service: str) -> SigningKey:
         now = self.clock.now()
@@ -212,7 +218,7 @@ class AccessKeys:
         if secret is None:
             return None
         caller = key_caller(entity)
-        return SigningKey(secret, entity.account, caller.name, caller)
+        return SigningKey(secret, entity.account, _user(caller), caller)
 
 
 FINGERPRINT_ID = "signalite:server-key"

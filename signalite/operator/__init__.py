@@ -30,7 +30,7 @@ def service_model() -> ServiceModel:
 
 def require_root(ctx: OpContext) -> None:
     root = ctx.resource(KEYS).root
-    if ctx.principal.user != "root" or ctx.principal.account_id != root.account_id:
+    if not ctx.principal.is_root or ctx.principal.account_id != root.account_id:
         raise ServiceError("AccessDeniedException", "Only the root key may use the admin API.")
 
 
@@ -69,4 +69,16 @@ async def create_account(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     return {"AccountId": account, "AccessKeyId": key_id, "SecretAccessKey": secret}
 
 
-OPERATIONS = {"SendGoAway": send_go_away, "DisconnectClient": disconnect_client, "CreateAccount": create_account}
+async def list_live_channels(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    require_root(ctx)
+    return {"Channels": ctx.signaling.live_channels()}
+
+
+async def list_clients(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    require_root(ctx)
+    await _channel(ctx, p["ChannelARN"])
+    return {"Clients": ctx.signaling.clients(p["ChannelARN"])}
+
+
+OPERATIONS = {"SendGoAway": send_go_away, "DisconnectClient": disconnect_client,
+              "ListLiveChannels": list_live_channels, "ListClients": list_clients, "CreateAccount": create_account}

@@ -14,7 +14,7 @@ import asyncio
 import base64
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -122,6 +122,8 @@ class Hub:
                  stats: EdgeStats | None = None) -> None:
         self.stats = stats or EdgeStats()
         """Handshake outcomes (the router counts connections and messages)."""
+        self.node_id = settings.node_id
+        self._followers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self.log_payloads = settings.log_payloads
         self.store: Store = _NotStarted()  # set by start()
         self.bus: Bus = _NotStarted()  # type: ignore[assignment]
@@ -223,11 +225,76 @@ class Hub:
                 self.bus.subscribe(action.topic, self._on_bus)
             else:
                 self.bus.unsubscribe(action.topic)
+        if self.router.notes:
+            self._flush_notes()
 
     def _on_bus(self, topic: str, message: Message) -> None:
         actions = self.router.deliver(topic, message, self.clock.now())
         if actions:
             self.run(actions)
+        elif self.router.notes:
+            self._flush_notes()
+
+    # --- the live trace (signalite trace) ------------------------------------------------------
+    def follow(self, arn: str, sink: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``sink`` with every event of channel ``arn`` on this node (connects, disconnects,
+        messages and what became of them) until the returned function is called."""
+        sinks = self._followers.setdefault(arn, [])
+        sinks.append(sink)
+        self.router.traced.add(arn)
+
+        def unfollow() -> None:
+            if sink in sinks:
+                sinks.remove(sink)
+            if not sinks:
+                self._followers.pop(arn, None)
+                self.router.traced.discard(arn)
+
+        return unfollow
+
+    def _trace(self, event: dict[str, Any]) -> None:
+        for sink in list(self._followers.get(event["channel"], ())):
+            try:
+                sink(event)
+            except Exception:  # a follower's failure must never reach a client's socket
+                log.exception("trace follower failed")
+
+    def _flush_notes(self) -> None:
+        for note in self.router.take_notes():
+            self._trace({"time": note.time, "event": note.event, "channel": note.channel,
+                         "messageType": note.message_type, "sender": note.sender, "recipient": note.recipient,
+                         "payload": note.payload, "detail": note.detail or None, "node": self.node_id})
+
+    def _trace_connection(self, event: str, conn: Conn, **more: Any) -> None:
+        self._trace({"time": self.clock.now(), "event": event, "channel": conn.channel.arn,
+                     "messageType": None, "sender": conn.client_id, "recipient": None,
+                     "role": "master" if conn.client_id is None else "viewer", "node": self.node_id, **more})
+
+    # --- what is connected (signalite admin channels / clients) ---------------------------------
+    def live_channels(self) -> list[dict[str, Any]]:
+        """This node's channels with sockets or retained messages."""
+        out = []
+        for arn, ch in sorted(self.router.channels.items()):
+            real = [c for c in ch.conns() if not c.virtual]
+            out.append({"ChannelARN": arn, "Master": ch.master is not None and not ch.master.virtual,
+                        "Viewers": sum(1 for c in real if c.client_id is not None),
+                        "Retained": sum(len(q) for q in ch.pending.values()), "Node": self.node_id})
+        return out
+
+    def clients(self, arn: str) -> list[dict[str, Any]]:
+        """The connections of channel ``arn`` on this node."""
+        out = []
+        for conn in self.router.connections(arn):
+            handle = conn.handle
+            remote = None
+            if isinstance(handle, Session) and handle.transport is not None:
+                peer = handle.transport.get_extra_info("peername")
+                remote = f"{peer[0]}:{peer[1]}" if peer else None
+            out.append({"Role": "master" if conn.client_id is None else "viewer", "ClientId": conn.client_id,
+                        "Node": self.node_id, "RemoteAddress": remote, "ConnectedSince": conn.opened,
+                        "MessagesIn": conn.sent, "MessagesOut": conn.received, "Virtual": conn.virtual,
+                        "State": conn.state.value})
+        return out
 
     # --- channel events (ChannelEvents, for the control plane) --------------------------------
     def channel_updated(self, channel: Resource) -> None:
@@ -320,6 +387,8 @@ class Hub:
                      extra={"event": "connect", "role": role, "channel": decision.arn,
                             "client_id": decision.client_id, "account": principal.account_id,
                             "remote": request.remote})
+        if decision.arn in self._followers:
+            self._trace_connection("connect", conn, remote=request.remote)
         del query, principal, resource, offered, protocols, decision  # only the socket's state stays
         # The receive loop is inline (not a helper coroutine): one frame less per idle socket.
         router = self.router
@@ -337,6 +406,8 @@ class Hub:
                     out = router.message(conn, msg.data, clock.now())
                     if out:
                         self.run(out)
+                    elif router.notes:
+                        self._flush_notes()
                 elif kind is _BINARY:
                     session.closing = True
                     session.reason = "binary frame (text frames only)"
@@ -346,8 +417,10 @@ class Hub:
                     break
         finally:
             self.run(router.disconnect(conn, clock.now()))
+            reason = session.reason or f"closed by the client ({ws.close_code})"
+            if conn.channel.arn in self._followers:
+                self._trace_connection("disconnect", conn, reason=reason)
             if log.isEnabledFor(logging.INFO):
-                reason = session.reason or f"closed by the client ({ws.close_code})"
                 log.info("disconnected %s %s of %s: %s", role, conn.client_id or "", conn.channel.arn, reason,
                          extra={"event": "disconnect", "role": role, "channel": conn.channel.arn,
                                 "client_id": conn.client_id, "reason": reason})

@@ -10,46 +10,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import ssl
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 import aioice.ice  # noqa: E402
 import websockets  # noqa: E402
-from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from botocore.auth import SigV4QueryAuth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
-from botocore.credentials import Credentials  # noqa: E402
+from aiortc import RTCPeerConnection  # noqa: E402
 
-from tests.support.server import ACCESS_KEY, REGION, SECRET_KEY, running_server  # noqa: E402
+from tests.e2e.peers.kvs import decode, encode, presign  # noqa: E402
+from tests.support.server import running_server  # noqa: E402
 
 # aioice skips 127.0.0.1; in a lo-only namespace that leaves no candidates at all.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
 
 
-def presign(endpoint: str, arn: str, client_id: str | None) -> str:
-    params = {"X-Amz-ChannelARN": arn}
-    if client_id:
-        params["X-Amz-ClientId"] = client_id
-    req = AWSRequest(method="GET", url=endpoint.replace("wss://", "https://", 1) + "/?" + urlencode(params))
-    SigV4QueryAuth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION, expires=299).add_auth(req)
-    return req.url.replace("https://", "wss://", 1)
 
 
-def encode(desc: RTCSessionDescription) -> str:
-    return base64.b64encode(json.dumps({"type": desc.type, "sdp": desc.sdp}).encode()).decode()
 
 
-def decode(payload: str) -> RTCSessionDescription:
-    d = json.loads(base64.b64decode(payload))
-    return RTCSessionDescription(sdp=d["sdp"], type=d["type"])
 
 
 async def run_master(url: str, ctx: ssl.SSLContext, ready: asyncio.Event, stop: asyncio.Event) -> list[str]:

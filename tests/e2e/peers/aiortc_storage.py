@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import math
 import ssl
@@ -29,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
@@ -37,14 +35,12 @@ sys.path.insert(0, str(ROOT))
 import aioice.ice  # noqa: E402
 import av  # noqa: E402
 import websockets  # noqa: E402
-from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from aiortc import RTCPeerConnection  # noqa: E402
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack  # noqa: E402
-from botocore.auth import SigV4QueryAuth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
-from botocore.credentials import Credentials  # noqa: E402
 
+from tests.e2e.peers.kvs import decode, encode, presign  # noqa: E402
 from tests.support.media import endpoints, finished_recordings, inspect, storage_channel  # noqa: E402
-from tests.support.server import ACCESS_KEY, REGION, SECRET_KEY, running_server  # noqa: E402
+from tests.support.server import running_server  # noqa: E402
 
 # aioice skips 127.0.0.1; in a lo-only namespace that leaves this (test) master no candidates.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
@@ -89,19 +85,10 @@ class Tone(AudioStreamTrack):
         return frame
 
 
-def presign(endpoint: str, arn: str) -> str:
-    req = AWSRequest(method="GET", url=endpoint.replace("wss://", "https://", 1) + "/?" + urlencode({"X-Amz-ChannelARN": arn}))
-    SigV4QueryAuth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION, expires=299).add_auth(req)
-    return req.url.replace("https://", "wss://", 1)
 
 
-def encode(desc: RTCSessionDescription) -> str:
-    return base64.b64encode(json.dumps({"type": desc.type, "sdp": desc.sdp}).encode()).decode()
 
 
-def decode(payload: str) -> RTCSessionDescription:
-    d = json.loads(base64.b64decode(payload))
-    return RTCSessionDescription(sdp=d["sdp"], type=d["type"])
 
 
 class Master:
