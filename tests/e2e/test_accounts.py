@@ -74,17 +74,20 @@ def test_create_account_with_an_id_once(server):
     assert bad.returncode == 1 and "12 digits" in bad.stderr
 
 
-def test_only_the_servers_root_key_creates_accounts(server, name):
+@pytest.mark.parametrize("user", ["", "root"])
+def test_only_the_servers_root_key_creates_accounts(server, name, user):
+    """Not another account's root, not an IAM user of the root account (one named ``root`` included)."""
     made = new_account(server)
     refused = create_account(server, key=made["AccessKeyId"], secret=made["SecretAccessKey"])
     assert refused.returncode == 1 and "AccessDeniedException" in refused.stderr
     iam = server.boto("iam", region="us-east-1")
-    iam.create_user(UserName=name)
-    key = iam.create_access_key(UserName=name)["AccessKey"]
+    user = user or name
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
     refused = create_account(server, key=key["AccessKeyId"], secret=key["SecretAccessKey"])
     assert refused.returncode == 1 and "AccessDeniedException" in refused.stderr
-    iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
-    iam.delete_user(UserName=name)
+    iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user(UserName=user)
 
 
 async def test_accounts_see_nothing_of_each_other(server, name):
