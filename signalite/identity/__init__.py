@@ -1,1 +1,1 @@
-"""Identity: IAM users, roles and policies, STS temporary credentials, accounts."""
+"""Identity: AWS's IAM and STS model (users, roles, keys, session tokens) and its policy language."""

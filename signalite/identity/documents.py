@@ -30,9 +30,10 @@ def malformed(reason: str) -> ServiceError:
     return ServiceError("MalformedPolicyDocument", reason)
 
 
-def validate_document(text: str, kind: str = IDENTITY) -> None:
+def validate_document(text: str, kind: str = IDENTITY, *, managed: bool = False) -> None:
     """Refuse ``text`` with ``MalformedPolicyDocument`` (and the reason) unless it is a policy
-    document of ``kind`` (:data:`IDENTITY`, :data:`TRUST` or :data:`SESSION`)."""
+    document of ``kind`` (:data:`IDENTITY`, :data:`TRUST` or :data:`SESSION`); ``managed``: a
+    managed policy's document (CreatePolicy, CreatePolicyVersion), which IAM holds to more."""
     try:  # the policy language lands beside this module (imported by name until it has)
         policy = importlib.import_module(f"{__package__}.policy")
     except ImportError:
@@ -44,7 +45,10 @@ def validate_document(text: str, kind: str = IDENTITY) -> None:
         _check_json(text)
         return
     try:
-        parse(text, kind=kind)
+        if managed:
+            parse(text, kind=kind, managed=True)
+        else:
+            parse(text, kind=kind)
     except error as exc:
         raise malformed(str(getattr(exc, "reason", exc))) from None
 

