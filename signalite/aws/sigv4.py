@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote
 
 from ..clock import Clock, SystemClock
@@ -55,8 +55,7 @@ class SigningKey:
 KeyLookup = Callable[[str], "SigningKey | None"]
 
 
-@dataclass(frozen=True)
-class Credential:
+class Credential(NamedTuple):
     """The SigV4 credential a request names, read before anything is verified: enough to find
     its key (and the query service it is for), nothing trusted yet."""
 
@@ -74,14 +73,24 @@ def header_credential(headers: Mapping[str, str], query: str = "") -> Credential
         if "X-Amz-Credential" in query:
             return presigned_credential(split_presigned_query(query)[0])
         return None
-    parts = _split_authorization(auth)
-    if parts is None:
+    scope = _head_scope(auth.strip().rpartition("Signature=")[0])
+    if scope is None:
+        return None
+    return Credential(scope[0], scope[1], scope[2], headers.get("X-Amz-Security-Token"))
+
+
+@lru_cache(maxsize=256)
+def _head_scope(head: str) -> tuple[str, str, str] | None:
+    """(access key id, region, service) of the part of an Authorization header before
+    ``Signature=``, or None: the same on every request a client signs in a day, so memoised."""
+    parsed = _auth_head(head)
+    if parsed is None:
         return None
     try:
-        cred = _header_credential(parts[0])
+        cred = _header_credential(parsed[0])
     except AuthError:
         return None
-    return Credential(cred.access_key_id, cred.region, cred.service, headers.get("X-Amz-Security-Token"))
+    return cred.access_key_id, cred.region, cred.service
 
 
 def presigned_credential(params: Mapping[str, str]) -> Credential | None:
