@@ -73,9 +73,18 @@ class RestEdge:
         """The query services' operations: signing name (``iam``, ``sts``) → operation name → handler."""
         self.max_body_bytes = max_body_bytes
         self.stats = stats or EdgeStats()
+        self._bound: tuple[Any, ...] | None = None
 
     async def preflight(self, request: web.Request) -> web.Response:
         return answers.preflight(request)
+
+    def _resources(self, app: web.Application) -> tuple[Any, ...]:
+        """What every OpContext gets from the app, read once: the resources are set when the
+        app starts and never change while it serves (a request never arrives before that)."""
+        bound = self._bound
+        if bound is None:
+            bound = self._bound = (app[SETTINGS], app[STORE], app[CLOCK], app[HUB], app)
+        return bound
 
     async def handle(self, request: web.Request) -> web.Response:
         """One REST request, counted by operation and status and written to the access log."""
@@ -181,8 +190,7 @@ class RestEdge:
             if handler is None:
                 serves = _SERVES.get(svc.signing_name, "the signaling APIs")
                 raise ServiceError(svc.unsupported_code(op), f"Signalite does not support {op.name}; it serves {serves}.")
-            app = request.app
-            ctx = OpContext(principal, request_id, app[SETTINGS], app[STORE], app[CLOCK], app[HUB], app)
+            ctx = OpContext(principal, request_id, *self._resources(request.app))
             result = await handler(ctx, params)
             return answers.success(request, svc.serialize(op, result, request_id), request_id,
                                    content_type=svc.content_type)

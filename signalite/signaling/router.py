@@ -486,7 +486,7 @@ class Router:
             frame = frames.message(action, payload, conn.client_id)
         envelope = _new(Envelope, (MSG, recipient, action, conn.key, frame, now + ch.ttl))
         conn.sent += 1
-        if ch.arn in self.traced:
+        if self.traced and ch.arn in self.traced:
             self._note(ch.arn, "sent", action, conn.key, recipient, now, payload=payload)
         return [_new(Publish, (ch.arn, envelope))]
 
@@ -496,18 +496,18 @@ class Router:
         ch = self.channels.get(topic)
         if ch is None:
             return _NOTHING
-        if not isinstance(message, Envelope):
-            return self._apply(ch, message, now)
+        if type(message) is not Envelope:
+            return self._apply(ch, message, now)  # type: ignore[arg-type]  # a Control: the bus carries only the two
         key = message.recipient
         target = ch.master if key == MASTER else ch.viewers.get(key)
-        stats = self.stats
-        if ch.arn in self.traced:
+        if self.traced and ch.arn in self.traced:
             self._note(ch.arn, DELIVERED if target is not None else BUFFERED if message.expires > now else EXPIRED,
                        message.msg_type, message.sender, key, now, frame=message.frame)
         if target is not None:
             target.last_active = now
             target.received += 1
             if self.count_deliveries:  # inlined Histogram.observe: the one count per relayed message
+                stats = self.stats
                 stats.delivered[message.msg_type] += 1
                 latency = now - (message.expires - ch.ttl)
                 hist = stats.delivery
@@ -516,9 +516,9 @@ class Router:
             return [_new(Send, (target, message.frame))]
         if message.expires > now:
             self._retain(ch, key, message)
-            stats.messages[message.msg_type, BUFFERED] += 1
+            self.stats.messages[message.msg_type, BUFFERED] += 1
         else:
-            stats.messages[message.msg_type, EXPIRED] += 1
+            self.stats.messages[message.msg_type, EXPIRED] += 1
         return _NOTHING
 
     def _retain(self, ch: Channel, key: str, env: Envelope) -> None:
