@@ -26,6 +26,8 @@ from .config import add_arguments, settings_from, without_default_port
 
 ADMIN_PATH = "/_signalite/admin/signaling"
 DISCONNECT_PATH = "/_signalite/admin/disconnect"
+ACCOUNTS_PATH = "/_signalite/admin/accounts"
+
 CHANNELS_PATH = "/_signalite/admin/channels"
 CLIENTS_PATH = "/_signalite/admin/clients"
 ENDPOINT_FILE = "endpoint.json"
@@ -83,6 +85,14 @@ def add_admin_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
     who.add_argument("--master", action="store_true", help="close the channel's master instead of a viewer")
     add_target_arguments(disconnect)
     disconnect.set_defaults(func=cmd_disconnect)
+
+    create_account = commands.add_parser(
+        "create-account", help="create an account and print its root key as one JSON object "
+                               "{AccountId, AccessKeyId, SecretAccessKey} (the secret is shown only this once)")
+    create_account.add_argument("--account-id", default=None, metavar="ID",
+                                help="the new account's 12-digit id (default: a new random one)")
+    add_target_arguments(create_account)
+    create_account.set_defaults(func=cmd_create_account)
 
     channels = commands.add_parser("channels", help="list this node's live channels (sockets or retained messages)")
     channels.add_argument("--json", action="store_true", help="print the answer as JSON")
@@ -193,6 +203,16 @@ def cmd_disconnect(args: argparse.Namespace) -> int:
         payload["ClientId"] = args.client_id
     answer = client.call(DISCONNECT_PATH, payload, region=parsed.region if parsed else DEFAULT_REGION)
     print(json.dumps(answer))
+    return 0
+
+
+def cmd_create_account(args: argparse.Namespace) -> int:
+    if args.account_id is not None and not (len(args.account_id) == 12 and args.account_id.isdigit()):
+        raise CliError("signalite admin create-account: --account-id must be exactly 12 digits")
+    client = AdminClient.from_args(args)
+    payload = {} if args.account_id is None else {"AccountId": args.account_id}
+    answer = client.call(ACCOUNTS_PATH, payload)
+    print(json.dumps({k: answer[k] for k in ("AccountId", "AccessKeyId", "SecretAccessKey")}))
     return 0
 
 

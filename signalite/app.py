@@ -1,14 +1,16 @@
-"""Builds the aiohttp application: settings, clock, keys, store, bus, hub, ICE, and the routes.
+"""Builds the aiohttp application: settings, clock, keys, store, bus, hub, ICE, identity, and the
+routes.
 
 One ``web.Application`` per server; every resource lives in it under its typed key
 (``signalite.context``) and is opened and closed by its own cleanup context, in dependency
-order (store, bus, hub, ICE), so tests can build as many servers as they like.
+order (store, bus, hub, ICE, identity), so tests can build as many servers as they like.
 """
 
 from __future__ import annotations
 
 import json
 from typing import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -21,6 +23,9 @@ from .config import Settings
 from .context import BUS, CLOCK, HUB, KEYS, SETTINGS, STORE
 from .edge.auth import Authenticator
 from .edge.rest import RestEdge, operation_table
+from .identity import iam, service, sts
+from .identity.crypto import ServerKey
+from .identity.keys import AccessKeys
 from .operator import trace
 from .store import open_store
 
@@ -79,9 +84,11 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
     app[metrics.EDGE_STATS] = edge_stats
 
     wire = Wire(extra=(operator.service_model(),))
-    auth = Authenticator(SigV4Verifier(keys.lookup, skew_seconds=settings.clock_skew_seconds, clock=clock))
+    access_keys = AccessKeys(root, ServerKey.from_settings(settings.server_key, root.secret_access_key), clock)
+    auth = Authenticator(SigV4Verifier(skew_seconds=settings.clock_skew_seconds, clock=clock), access_keys)
     operations = operation_table(*controlplane.MODULES, *dataplane.MODULES, operator)
-    edge = RestEdge(wire, auth, operations, settings.max_body_bytes, edge_stats)
+    edge = RestEdge(wire, auth, operations, settings.max_body_bytes, edge_stats,
+                    query_operations={"iam": iam.OPERATIONS, "sts": sts.OPERATIONS})
     app.router.add_get("/health", _health)
     app.router.add_get("/ready", _ready)
     if settings.metrics:
@@ -91,6 +98,13 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
     trace.setup(app, auth, wire.control_plane)
     dataplane.setup(app)
     console.setup(app)  # /console and its assets (the landing page of GET / is the hub's)
+    service.setup(app, access_keys)  # identity, after the store and the bus
+
+    # IAM and STS (the query protocol) at POST / (and at the --public-url path); GET / stays the
+    # WSS upgrade.
+    public_path = urlsplit(settings.advertised_url).path.rstrip("/")
+    for path in ("/", *((public_path, public_path + "/") if public_path else ())):
+        app.router.add_route("POST", path, edge.handle_query)
 
     # Every operation path as an exact route (found by a dict lookup in aiohttp's resource index
     # instead of a regex match), after the signaling routes so a --public-url path that equals one

@@ -159,6 +159,8 @@ def env_exports(settings: Settings, given: dict[str, object] | None = None) -> d
         ca = str(ensure_local_ca(settings.data_dir).resolve())
     exports = {
         "AWS_ENDPOINT_URL_KINESIS_VIDEO": url,
+        "AWS_ENDPOINT_URL_IAM": url,
+        "AWS_ENDPOINT_URL_STS": url,
         "AWS_ACCESS_KEY_ID": root.access_key_id,
         "AWS_SECRET_ACCESS_KEY": root.secret_access_key,
         "AWS_REGION": str(given.get("region") or settings.default_region),

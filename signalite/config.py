@@ -145,6 +145,13 @@ def _san_names(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _server_key(raw: str) -> str:
+    value = raw.strip()
+    if len(value) < 16:
+        raise ValueError("must be at least 16 characters (e.g. 32 random bytes in base64)")
+    return value
+
+
 def _lower(raw: str) -> str:
     return raw.strip().lower()
 
@@ -264,6 +271,10 @@ class Settings:
                                            shown="generated once")
     account_id: str | None = option(None, "12-digit root account id", env_only=True, parse=_account_id,
                                     shown="generated once")
+    server_key: str | None = option(
+        None, "key that seals stored IAM secrets and session tokens (16+ characters, the same on every node "
+        "of a cluster; see docs/security.md)", env_only=True, secret=True, parse=_server_key,
+        shown="derived from the root secret")
     default_region: str = "us-west-2"
     turn_uris: tuple[str, ...] = option(
         (), "TURN URI(s) of your own coturn, comma separated (turn:host:port?transport=udp)", flag="turn-uri",

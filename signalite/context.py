@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, Protocol, TypeVar
 from aiohttp import web
 
 from .aws.keys import KeyRing
-from .aws.sigv4 import Principal
+from .aws.principal import Principal
 from .bus.base import Bus
 from .clock import Clock
 from .config import Settings

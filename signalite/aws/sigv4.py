@@ -9,16 +9,18 @@ botocore puts presign parameters in a different order from the KVS JS SDK.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote
 
 from ..clock import Clock, SystemClock
+from .principal import Caller, Principal
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -41,24 +43,66 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class SigningKey:
-    """What a key lookup returns: the secret and who it belongs to."""
+    """What a key lookup returns: the secret and who it belongs to (``caller``; a root of
+    ``account_id`` when absent)."""
 
-    secret: str
+    secret: str = dataclasses.field(repr=False)
     account_id: str
     user: str = "root"
-
-
-@dataclass(frozen=True)
-class Principal:
-    access_key_id: str
-    account_id: str
-    user: str
-    region: str
-    service: str
-    session_token: str | None = None
+    caller: Caller | None = None
 
 
 KeyLookup = Callable[[str], "SigningKey | None"]
+
+
+class Credential(NamedTuple):
+    """The SigV4 credential a request names, read before anything is verified: enough to find
+    its key (and the query service it is for), nothing trusted yet."""
+
+    access_key_id: str
+    region: str
+    service: str
+    session_token: str | None
+
+
+def header_credential(headers: Mapping[str, str], query: str = "") -> Credential | None:
+    """The credential of a header-signed request (or of one presigned in ``query``), or None when
+    it names none the verifier would accept the form of (the verifier then says why)."""
+    auth = headers.get("Authorization")
+    if not auth:
+        if "X-Amz-Credential" in query:
+            return presigned_credential(split_presigned_query(query)[0])
+        return None
+    scope = _head_scope(auth.strip().rpartition("Signature=")[0])
+    if scope is None:
+        return None
+    return Credential(scope[0], scope[1], scope[2], headers.get("X-Amz-Security-Token"))
+
+
+@lru_cache(maxsize=256)
+def _head_scope(head: str) -> tuple[str, str, str] | None:
+    """(access key id, region, service) of the part of an Authorization header before
+    ``Signature=``, or None: the same on every request a client signs in a day, so memoised."""
+    parsed = _auth_head(head)
+    if parsed is None:
+        return None
+    try:
+        cred = _header_credential(parsed[0])
+    except AuthError:
+        return None
+    return cred.access_key_id, cred.region, cred.service
+
+
+def presigned_credential(params: Mapping[str, str]) -> Credential | None:
+    """The credential of a presigned URL's decoded parameters, or None."""
+    value = params.get("X-Amz-Credential")
+    if not value:
+        return None
+    try:
+        cred = _parse_credential(value)
+    except AuthError:
+        return None
+    return Credential(cred.access_key_id, cred.region, cred.service, params.get("X-Amz-Security-Token"))
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -249,13 +293,13 @@ def _signed_header_names(value: str) -> tuple[tuple[str, ...], str]:
 
 
 class SigV4Verifier:
-    """Verifies requests against keys from ``lookup``.
+    """Verifies requests against keys the caller resolved, or else from ``lookup``.
 
     Signing keys are cached per (secret, date, region, service): deriving one costs four HMACs,
     and a busy server sees the same few scopes all day.
     """
 
-    def __init__(self, lookup: KeyLookup, *, service: str = "kinesisvideo", skew_seconds: int = 300,
+    def __init__(self, lookup: KeyLookup | None = None, *, service: str = "kinesisvideo", skew_seconds: int = 300,
                  clock: Clock | None = None) -> None:
         self._lookup = lookup
         self._service = service
@@ -266,12 +310,19 @@ class SigV4Verifier:
 
     # -- public -------------------------------------------------------------------------------
     def verify_headers(self, method: str, raw_path: str, query: str, headers: Mapping[str, str],
-                       body: bytes, get_all: Callable[[str], list[str]] | None = None) -> Principal:
-        """Verify a header-signed request. ``headers`` is case-insensitive (aiohttp's CIMultiDict)."""
+                       body: bytes, get_all: Callable[[str], list[str]] | None = None, *,
+                       key: SigningKey | None = None, service: str | None = None) -> Principal:
+        """Verify a header-signed request. ``headers`` is case-insensitive (aiohttp's CIMultiDict).
+
+        ``key`` is the signing key of the request's access key when the caller already resolved
+        it (the edge does, asynchronously, from :func:`header_credential`); without it the
+        verifier's own lookup is asked. ``service`` is the service the credential scope must
+        name (default: the verifier's)."""
         auth = headers.get("Authorization")
         if not auth:
             if "X-Amz-Signature" in query or "X-Amz-Credential" in query:
-                return self.verify_presigned(method, raw_path, query, headers.get("Host", ""))
+                return self.verify_presigned(method, raw_path, query, headers.get("Host", ""), key=key,
+                                             service=service)
             raise AuthError("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
         parts = _split_authorization(auth)
         if parts is None:
@@ -292,7 +343,7 @@ class SigV4Verifier:
                             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.", 400)
         when = _parse_amz_date(amz_date)
         self._check_clock(when, amz_date)
-        key = self._key_for(cred)
+        key = self._key_for(cred, key, service)
         # The canonical request as one list of pieces joined once (no per-header f-strings).
         creq_parts = [method.upper(), "\n", canonical_uri(raw_path), "\n",
                       canonical_query(parse_qsl(query, keep_blank_values=True)) if query else "", "\n"]
@@ -315,14 +366,16 @@ class SigV4Verifier:
         creq_parts += ("\n", signed_list, "\n", payload_hash)
         self._check_signature(cred, key, amz_date, "".join(creq_parts), signature)
         return Principal(cred.access_key_id, key.account_id, key.user, cred.region, cred.service,
-                         headers.get("X-Amz-Security-Token"))
+                         headers.get("X-Amz-Security-Token"), key.caller)
 
     def verify_presigned(self, method: str, raw_path: str, query: str, host: str,
-                         split: tuple[dict[str, str], str | None] | None = None) -> Principal:
+                         split: tuple[dict[str, str], str | None] | None = None, *,
+                         key: SigningKey | None = None, service: str | None = None) -> Principal:
         """Verify a query-string presigned URL (the KVS WSS connect).
 
         ``split`` is ``split_presigned_query(query)`` if the caller already has it (the hub needs
-        the parameters too); otherwise it is computed here.
+        the parameters too); otherwise it is computed here. ``key`` and ``service``: as for
+        :meth:`verify_headers`.
         """
         params, canonical = split if split is not None else split_presigned_query(query)
         for required in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature"):
@@ -340,7 +393,7 @@ class SigV4Verifier:
         if signed != ["host"]:
             raise AuthError("InvalidSignatureException",
                             "Only 'host' may be signed in a presigned WebSocket URL.")
-        key = self._key_for(cred)
+        key = self._key_for(cred, key, service)
         if canonical is None:  # a component quote() cannot encode: fail here, as the two passes did
             canonical = canonical_query((k, v) for k, v in parse_qsl(query, keep_blank_values=True)
                                         if k != "X-Amz-Signature")
@@ -354,16 +407,17 @@ class SigV4Verifier:
         ])
         self._check_signature(cred, key, amz_date, creq, params["X-Amz-Signature"])
         return Principal(cred.access_key_id, key.account_id, key.user, cred.region, cred.service,
-                         params.get("X-Amz-Security-Token"))
+                         params.get("X-Amz-Security-Token"), key.caller)
 
     # -- internals ------------------------------------------------------------------------------
-    def _key_for(self, cred: _Credential) -> SigningKey:
-        key = self._lookup(cred.access_key_id)
+    def _key_for(self, cred: _Credential, given: SigningKey | None, service: str | None) -> SigningKey:
+        key = given if given is not None else self._lookup(cred.access_key_id) if self._lookup else None
         if key is None:
             raise AuthError("UnrecognizedClientException", "The security token included in the request is invalid.")
-        if cred.service != self._service:
+        expected = service or self._service
+        if cred.service != expected:
             raise AuthError("InvalidSignatureException",
-                            f"Credential should be scoped to correct service: '{self._service}'. ")
+                            f"Credential should be scoped to correct service: '{expected}'. ")
         return key
 
     def _check_clock(self, when: datetime, amz_date: str, expires_raw: str | None = None) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from functools import cache
 from json.encoder import encode_basestring_ascii
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, TypeAlias
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TypeAlias
 
 import botocore.session
 import regex
@@ -26,7 +26,11 @@ from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Sh
 
 from .errors import ServiceError
 
+if TYPE_CHECKING:
+    from .query import QueryWire
+
 SERVICES = ("kinesisvideo", "kinesis-video-signaling", "kinesis-video-webrtc-storage")
+QUERY_SERVICES = ("iam", "sts")
 ERROR_TYPE_NAMESPACE = {
     "kinesisvideo": "http://internal.amazon.com/coral/com.amazonaws.kinesis.video.v20170930/",
     "kinesis-video-signaling": "http://internal.amazon.com/coral/com.amazonaws.kinesis.video.signaling.v20191204/",
@@ -67,6 +71,8 @@ def _render(path: _Path) -> str:
 @dataclass
 class _Problems:
     items: list[str]
+    code: str = "InvalidArgumentException"
+    """The error a request with problems answers (query services say ``ValidationError``)."""
 
     def add(self, value: Any, path: _Path, constraint: str) -> None:
         shown = "null" if value is None else f"'{_show(value)}'"
@@ -76,7 +82,7 @@ class _Problems:
         if self.items:
             n = len(self.items)
             head = f"{n} validation error{'s' if n > 1 else ''} detected: "
-            raise ServiceError("InvalidArgumentException", head + "; ".join(self.items))
+            raise ServiceError(self.code, head + "; ".join(self.items))
 
 
 Checker = Callable[[Any, _Path, _Problems], Any]
@@ -443,12 +449,45 @@ _CLEANER_BUILDERS: Mapping[str, Callable[[Shape], Cleaner]] = MappingProxyType({
 """The output writer builder of each shape type that is not written as it is."""
 
 
+class WireService(Protocol):
+    """What the edge and its answers need of a service's wire form, whatever its protocol:
+    :class:`ServiceWire` (restJson1) and :class:`~signalite.aws.query.QueryWire` (query)."""
+
+    name: str
+    signing_name: str
+    content_type: str
+    validation_code: str
+
+    def parse(self, op: OperationModel, body: bytes) -> dict[str, Any]: ...
+
+    def serialize(self, op: OperationModel, output: dict[str, Any] | None, request_id: str = "") -> bytes: ...
+
+    def knows_error(self, code: str) -> bool: ...
+
+    def error_status(self, code: str, default: int = 400) -> int: ...
+
+    def error_body(self, code: str, message: str, request_id: str = "", status: int = 400) -> bytes: ...
+
+    def error_type_header(self, code: str) -> str | None: ...
+
+    def unsupported_code(self, op: OperationModel) -> str: ...
+
+
 class ServiceWire:
-    """One botocore service model: its routes, request parsing and response serialization."""
+    """One botocore restJson1 service model: its routes, request parsing and response serialization.
+
+    :class:`~signalite.aws.query.QueryWire` offers the same interface for the query protocol
+    (``content_type``, ``parse``, ``serialize``, ``error_status``, ``error_body``,
+    ``error_type_header``, ``unsupported_code``), so the edge and its answers treat both alike.
+    """
+
+    content_type = "application/json"
+    validation_code = "InvalidArgumentException"
 
     def __init__(self, name: str, model: ServiceModel) -> None:
         self.name = name
         self.model = model
+        self.signing_name: str = model.signing_name
         self.routes: dict[str, OperationModel] = {}
         for op_name in model.operation_names:
             op = model.operation_model(op_name)
@@ -485,7 +524,7 @@ class ServiceWire:
         problems.raise_if_any()
         return values
 
-    def serialize(self, op: OperationModel, output: dict[str, Any] | None) -> bytes:
+    def serialize(self, op: OperationModel, output: dict[str, Any] | None, request_id: str = "") -> bytes:
         cleaned = _clean(op.output_shape, output or {}) if op.output_shape is not None else {}
         return _encode(cleaned).encode()
 
@@ -495,21 +534,35 @@ class ServiceWire:
     def error_status(self, code: str, default: int = 400) -> int:
         return self._error_status.get(code, default)
 
-    def error_body(self, code: str, message: str) -> bytes:
+    def error_body(self, code: str, message: str, request_id: str = "", status: int = 400) -> bytes:
+        """The restJson1 error body (the request id travels in ``x-amzn-RequestId`` only)."""
         key = self._error_message_key.get(code, "Message")
         return json.dumps({"__type": code, key: message}, separators=(",", ":")).encode()
 
-    def error_type_header(self, code: str) -> str:
+    def error_type_header(self, code: str) -> str | None:
         return f"{code}:{ERROR_TYPE_NAMESPACE.get(self.name, '')}"
+
+    def unsupported_code(self, op: OperationModel) -> str:
+        """The modeled error an operation Signalite does not serve answers with."""
+        codes = [e.name for e in op.error_shapes]
+        return "InvalidArgumentException" if "InvalidArgumentException" in codes or not codes else codes[0]
 
 
 class Wire:
-    """All three services (and any ``extra`` models, such as the admin API's), routed by path
-    (their paths do not overlap)."""
+    """All three restJson1 services (and any ``extra`` models, such as the admin API's), routed by
+    path (their paths do not overlap), and the query services (``iam``, ``sts``), routed by the
+    service of the request's SigV4 credential scope (they all live at ``POST /``)."""
 
     def __init__(self, extra: "tuple[ServiceModel, ...]" = ()) -> None:
+        from .query import QueryWire  # noqa: PLC0415 - query builds on this module
+
         session = botocore.session.get_session()
         self.services = {name: ServiceWire(name, session.get_service_model(name)) for name in SERVICES}
+        self.query: dict[str, QueryWire] = {}
+        """Query services by signing name (``iam``, ``sts``)."""
+        for name in QUERY_SERVICES:
+            wire = QueryWire(name, session.get_service_model(name))
+            self.query[wire.signing_name] = wire
         for model in extra:
             self.services[model.service_name] = ServiceWire(model.service_name, model)
         self.routes: dict[str, tuple[ServiceWire, OperationModel]] = {}
@@ -521,6 +574,16 @@ class Wire:
 
     def route(self, path: str) -> tuple[ServiceWire, OperationModel] | None:
         return self.routes.get(path)
+
+    def query_service(self, signing_name: str | None, action: str | None = None) -> "QueryWire | None":
+        """The query service a ``POST /`` is for: the one its credential scope names, else (an
+        unsigned request) the one whose model has its ``Action``."""
+        if signing_name is not None:
+            return self.query.get(signing_name)
+        for wire in self.query.values():
+            if action in wire.operations:
+                return wire
+        return None
 
     @property
     def control_plane(self) -> ServiceWire:

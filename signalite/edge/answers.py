@@ -1,9 +1,10 @@
 """Every HTTP answer the server gives to an AWS client, success or error, in one form.
 
 REST operations, the WSS handshake and the admin API all answer through :func:`error` and
-:func:`success`: restJson1 JSON with ``x-amzn-RequestId``, CORS headers for browser clients,
-and, on errors, the modeled ``__type`` body and ``x-amzn-ErrorType`` header whose status comes
-from the service model (a handshake refusal says its own status: the WSS endpoint has no model).
+:func:`success`: restJson1 JSON (XML for the query services, IAM and STS) with
+``x-amzn-RequestId``, CORS headers for browser clients, and, on errors, the modeled body (JSON
+``__type`` and ``x-amzn-ErrorType``, or the XML ``ErrorResponse``) whose status comes from the
+service model (a handshake refusal says its own status: the WSS endpoint has no model).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Mapping
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, istr
 
-from ..aws.wire import ServiceWire
+from ..aws.wire import WireService
 
 CORS_ALLOW_HEADERS = ("authorization, content-type, content-length, x-amz-date, x-amz-security-token, "
                       "x-amz-user-agent, x-amz-content-sha256, amz-sdk-invocation-id, amz-sdk-request, "
@@ -49,9 +50,15 @@ def cors_headers(request: web.Request) -> dict[str, str]:
     }
 
 
+_XML_HEADERS: CIMultiDict[str] = _JSON_HEADERS.copy()
+_XML_HEADERS[hdrs.CONTENT_TYPE] = "text/xml"
+_HEADERS = {"application/json": _JSON_HEADERS, "text/xml": _XML_HEADERS}
+
+
 def success(request: web.Request, body: bytes, request_id: str, status: int = 200,
-            extra: Mapping[str, str] | None = None) -> web.Response:
-    headers = _JSON_HEADERS.copy()
+            extra: Mapping[str, str] | None = None, content_type: str = "application/json") -> web.Response:
+    """An answer of ``content_type`` (a service's: JSON, or XML for the query services)."""
+    headers = _HEADERS[content_type].copy()
     headers[_REQUEST_ID] = request_id
     headers[_ALLOW_ORIGIN] = request.headers.get(hdrs.ORIGIN, "*")
     if extra:
@@ -59,12 +66,13 @@ def success(request: web.Request, body: bytes, request_id: str, status: int = 20
     return web.Response(status=status, body=body, headers=headers)
 
 
-def error(request: web.Request, svc: ServiceWire, code: str, message: str, request_id: str,
+def error(request: web.Request, svc: WireService, code: str, message: str, request_id: str,
           status: int | None = None) -> web.Response:
     """The AWS error ``code`` as ``svc``'s model renders it; ``status`` defaults to the model's."""
-    return success(request, svc.error_body(code, message), request_id,
-                   status if status is not None else svc.error_status(code),
-                   {_ERROR_TYPE: svc.error_type_header(code)})
+    status = status if status is not None else svc.error_status(code)
+    error_type = svc.error_type_header(code)
+    return success(request, svc.error_body(code, message, request_id, status), request_id, status,
+                   {_ERROR_TYPE: error_type} if error_type is not None else None, svc.content_type)
 
 
 def preflight(request: web.Request) -> web.Response:

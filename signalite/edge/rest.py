@@ -1,9 +1,14 @@
 """The REST edge: wire → auth → decode/validate → operation → encode, for every modeled service
-(the three KVS services and the admin API).
+(the three KVS services, the admin API, and IAM and STS).
 
-Every answer is restJson1 JSON with ``x-amzn-RequestId``, and every failure, including ones no
-operation raised (bad signature, unknown path, oversized or malformed body, a bug), becomes an
-AWS-style error a client can map: never an HTML page, never a bare 500 without a code.
+The restJson1 services are routed by path (:meth:`RestEdge.handle`); IAM and STS, which speak
+the query protocol at ``POST /``, by the service of the request's SigV4 credential scope (or,
+unsigned, by the model that has its ``Action``) (:meth:`RestEdge.handle_query`). Both then go
+through the same steps and the same error path (:meth:`RestEdge._operate`). Every answer carries
+``x-amzn-RequestId`` in its service's protocol (JSON, or XML for the query services), and every
+failure, including ones no operation raised (bad signature, unknown path, oversized or malformed
+body, a bug), becomes an AWS-style error a client can map: never an HTML page, never a bare 500
+without a code.
 """
 
 from __future__ import annotations
@@ -12,14 +17,16 @@ import logging
 from functools import lru_cache
 from time import perf_counter
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import hdrs, web
 from botocore.model import OperationModel
 
 from ..aws.errors import ServiceError
-from ..aws.sigv4 import AuthError
-from ..aws.wire import Wire
+from ..aws.principal import Principal
+from ..aws.query import form_params
+from ..aws.sigv4 import AuthError, header_credential
+from ..aws.wire import Wire, WireService
 from ..context import CLOCK, HUB, SETTINGS, STORE, Handler, OpContext
 from ..metrics import EdgeStats
 from . import answers
@@ -29,9 +36,11 @@ log = logging.getLogger("signalite.rest")
 access_log = logging.getLogger("signalite.access")
 
 
-def _unsupported_code(op: OperationModel) -> str:
-    codes = [e.name for e in op.error_shapes]
-    return "InvalidArgumentException" if "InvalidArgumentException" in codes else (codes[0] if codes else "InvalidArgumentException")
+_SERVES = {
+    "iam": "IAM users, access keys, inline and managed policies and roles",
+    "sts": "GetCallerIdentity, GetSessionToken, GetFederationToken and AssumeRole",
+}
+"""What Signalite serves of a service, for the answer to an operation it does not serve."""
 
 
 @lru_cache(maxsize=64)
@@ -54,10 +63,14 @@ _UNROUTED = "unknown"
 
 class RestEdge:
     def __init__(self, wire: Wire, auth: Authenticator, operations: Mapping[str, Handler],
-                 max_body_bytes: int, stats: EdgeStats | None = None) -> None:
+                 max_body_bytes: int, stats: EdgeStats | None = None,
+                 query_operations: Mapping[str, Mapping[str, Handler]] | None = None) -> None:
         self.wire = wire
         self.auth = auth
         self.operations = operations
+        """The restJson1 services' operations, by name."""
+        self.query_operations = query_operations or {}
+        """The query services' operations: signing name (``iam``, ``sts``) → operation name → handler."""
         self.max_body_bytes = max_body_bytes
         self.stats = stats or EdgeStats()
         self._bound: tuple[Any, ...] | None = None
@@ -75,8 +88,15 @@ class RestEdge:
 
     async def handle(self, request: web.Request) -> web.Response:
         """One REST request, counted by operation and status and written to the access log."""
+        return await self._counted(request, self._handle(request))
+
+    async def handle_query(self, request: web.Request) -> web.Response:
+        """One query-protocol request (``POST /``: IAM or STS), counted and logged likewise."""
+        return await self._counted(request, self._handle_query(request))
+
+    async def _counted(self, request: web.Request, handling: Awaitable[web.Response]) -> web.Response:
         start = perf_counter()
-        response = await self._handle(request)
+        response = await handling
         operation = request.get(OPERATION, _UNROUTED)
         self.stats.requests[operation, response.status] += 1
         if access_log.isEnabledFor(logging.INFO):
@@ -88,43 +108,92 @@ class RestEdge:
                                    "remote": request.remote})
         return response
 
+    def _unrouted(self, request: web.Request, request_id: str) -> web.Response:
+        return answers.error(request, self.wire.control_plane, "UnknownOperationException",
+                             f"No operation is served at {request.method} {request.path[:200]}.",
+                             request_id, status=404)
+
+    async def _read(self, request: web.Request, svc: WireService, request_id: str) -> bytes | web.Response:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return answers.error(request, svc, svc.validation_code,
+                                 f"The request body is larger than {self.max_body_bytes} bytes.",
+                                 request_id, status=413)
+
+    async def _handle_query(self, request: web.Request) -> web.Response:
+        request_id = answers.new_request_id()
+        cred = header_credential(request.headers, request.query_string)
+        signed_for = self.wire.query_service(cred.service) if cred is not None else None
+        if cred is not None and signed_for is None:  # signed for another service: not a query request
+            return self._unrouted(request, request_id)
+        fallback = signed_for or self.wire.query["iam"]
+        body = await self._read(request, fallback, request_id)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            params = form_params(body)
+        except ServiceError as exc:
+            return answers.error(request, fallback, exc.code, exc.message, request_id, status=exc.status)
+        svc = signed_for or self.wire.query_service(None, params.get("Action"))
+        if svc is None:  # unsigned, and no IAM or STS action
+            return self._unrouted(request, request_id)
+        try:
+            principal = await self.auth.authenticate(request, body, service=svc.signing_name)
+        except AuthError as exc:
+            return answers.error(request, svc, exc.code, exc.message, request_id, status=exc.status)
+        request[ACCOUNT] = principal.account_id
+        try:
+            op = svc.operation(params)
+        except ServiceError as exc:
+            return answers.error(request, svc, exc.code, exc.message, request_id, status=exc.status)
+        request[OPERATION] = op.name
+        return await self._operate(request, svc, op, principal, request_id, lambda: svc.parse_params(op, params),
+                                   self.query_operations.get(svc.signing_name, {}))
+
     async def _handle(self, request: web.Request) -> web.Response:
         request_id = answers.new_request_id()
         route = self.wire.route(request.path)
         if route is None:
-            return answers.error(request, self.wire.control_plane, "UnknownOperationException",
-                                 f"No operation is served at {request.method} {request.path[:200]}.",
-                                 request_id, status=404)
+            return self._unrouted(request, request_id)
         svc, op = route
         request[OPERATION] = op.name
         if request.method != op.http["method"]:
             return answers.error(request, svc, "UnknownOperationException",
                                  f"{op.name} takes {op.http['method']}, not {request.method}.", request_id, status=405)
+        body = await self._read(request, svc, request_id)
+        if isinstance(body, web.Response):
+            return body
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return answers.error(request, svc, "InvalidArgumentException",
-                                 f"The request body is larger than {self.max_body_bytes} bytes.",
-                                 request_id, status=413)
-        try:
-            principal = self.auth.authenticate(request, body)
+            principal = await self.auth.authenticate(request, body, service=svc.signing_name)
         except AuthError as exc:
             return answers.error(request, svc, exc.code, exc.message, request_id, status=exc.status)
         request[ACCOUNT] = principal.account_id
-        headers = request.headers
-        try:
-            if not _is_json_content_type(headers.get(hdrs.CONTENT_TYPE, "")):
+        content_type = request.headers.get(hdrs.CONTENT_TYPE, "")
+
+        def parse() -> dict[str, Any]:
+            if not _is_json_content_type(content_type):
                 raise ServiceError("InvalidArgumentException",
-                                   f"Unsupported Content-Type {headers.get(hdrs.CONTENT_TYPE)!r}; "
-                                   "send application/json.")
-            params = svc.parse(op, body)
-            handler = self.operations.get(op.name)
+                                   f"Unsupported Content-Type {content_type!r}; send application/json.")
+            return svc.parse(op, body)
+
+        return await self._operate(request, svc, op, principal, request_id, parse, self.operations)
+
+    async def _operate(self, request: web.Request, svc: WireService, op: OperationModel, principal: Principal,
+                       request_id: str, parse: Callable[[], dict[str, Any]],
+                       handlers: Mapping[str, Handler]) -> web.Response:
+        """Decode and validate (``parse``), run the operation, encode: the steps and the one error
+        path every authenticated request shares."""
+        try:
+            params = parse()
+            handler = handlers.get(op.name)
             if handler is None:
-                raise ServiceError(_unsupported_code(op),
-                                   f"Signalite does not support {op.name}; it serves the signaling APIs.")
+                serves = _SERVES.get(svc.signing_name, "the signaling APIs")
+                raise ServiceError(svc.unsupported_code(op), f"Signalite does not support {op.name}; it serves {serves}.")
             ctx = OpContext(principal, request_id, *self._resources(request.app))
             result = await handler(ctx, params)
-            return answers.success(request, svc.serialize(op, result), request_id)
+            return answers.success(request, svc.serialize(op, result, request_id), request_id,
+                                   content_type=svc.content_type)
         except ServiceError as exc:
             return answers.error(request, svc, exc.code, exc.message, request_id, status=exc.status)
         except Exception:  # a bug must still answer in the AWS form, and be logged

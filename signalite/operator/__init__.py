@@ -17,6 +17,8 @@ from botocore.model import ServiceModel
 from .. import channel as channels
 from ..aws.errors import ServiceError
 from ..context import KEYS, OpContext
+from ..identity import accounts
+from ..identity.service import IDENTITY
 
 SERVICE = "signalite-admin"
 MODEL_FILE = Path(__file__).with_name("signalite-admin-2026-12-01.json")
@@ -28,7 +30,7 @@ def service_model() -> ServiceModel:
 
 def require_root(ctx: OpContext) -> None:
     root = ctx.resource(KEYS).root
-    if ctx.principal.user != "root" or ctx.principal.account_id != root.account_id:
+    if not ctx.principal.is_root or ctx.principal.account_id != root.account_id:
         raise ServiceError("AccessDeniedException", "Only the root key may use the admin API.")
 
 
@@ -56,6 +58,17 @@ async def disconnect_client(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]
     return {"ChannelARN": arn, "ClientId": p.get("ClientId"), "ConnectedHere": here}
 
 
+async def create_account(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
+    """A new account and its root key (``signalite admin create-account``)."""
+    require_root(ctx)
+    try:
+        account, key_id, secret = await accounts.create(ctx.store, ctx.resource(IDENTITY), float(int(ctx.clock.now())),
+                                                        p.get("AccountId"))
+    except accounts.AccountExists:
+        raise ServiceError("ResourceInUseException", f"The account {p.get('AccountId')} already exists.") from None
+    return {"AccountId": account, "AccessKeyId": key_id, "SecretAccessKey": secret}
+
+
 async def list_live_channels(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     require_root(ctx)
     return {"Channels": ctx.signaling.live_channels()}
@@ -68,4 +81,4 @@ async def list_clients(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
 
 
 OPERATIONS = {"SendGoAway": send_go_away, "DisconnectClient": disconnect_client,
-              "ListLiveChannels": list_live_channels, "ListClients": list_clients}
+              "ListLiveChannels": list_live_channels, "ListClients": list_clients, "CreateAccount": create_account}

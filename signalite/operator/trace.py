@@ -42,11 +42,11 @@ async def handle_trace(request: web.Request, auth: Authenticator, errors: Servic
         return answers.error(request, errors, code, message, answers.new_request_id(), status=status)
 
     try:
-        principal, query = auth.authenticate_presigned(request)
+        principal, query = await auth.authenticate_presigned(request)
     except AuthError as exc:
         return refuse(exc.status, exc.code, exc.message)
     root = request.app[KEYS].root
-    if principal.user != "root":
+    if not principal.is_root:
         return refuse(403, "AccessDeniedException", "Only an account's root key may follow a channel.")
     arn = query.get("X-Amz-ChannelARN", "")
     resource = await request.app[STORE].get_by_arn(arn) if arn else None

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Mapping, Union
 
 from .. import channel as channels
-from ..aws.sigv4 import AuthError, Principal
+from ..aws.principal import Principal
+from ..aws.sigv4 import AuthError
 from ..store import Resource
 from . import frames
 

@@ -358,7 +358,7 @@ class Hub:
             return self._refuse(request, handshake.Refuse(503, "ServiceUnavailableException",
                                                           "The server is shutting down."))
         try:
-            principal, query = self.auth.authenticate_presigned(request)
+            principal, query = await self.auth.authenticate_presigned(request)
         except AuthError as exc:
             return self._refuse(request, handshake.refuse_auth(exc))
         arn = handshake.channel_arn(query)

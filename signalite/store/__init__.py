@@ -1,8 +1,9 @@
-"""Metadata stores: SQLite (embedded default) and PostgreSQL (cluster), one interface."""
+"""Metadata stores (channels, streams, identity records): SQLite (embedded default) and PostgreSQL
+(cluster), one interface."""
 
 from __future__ import annotations
 
-from .base import LimitExceeded, NameInUse, Resource, Store
+from .base import Entity, LimitExceeded, NameInUse, Resource, Store
 
 
 def open_store(url: str) -> Store:
@@ -18,4 +19,4 @@ def open_store(url: str) -> Store:
     raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path or postgresql://...")
 
 
-__all__ = ["LimitExceeded", "NameInUse", "Resource", "Store", "open_store"]
+__all__ = ["Entity", "LimitExceeded", "NameInUse", "Resource", "Store", "open_store"]

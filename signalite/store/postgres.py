@@ -24,7 +24,9 @@ URL
         PgBouncer in transaction-pooling mode.
 
 Schema
-    One table, ``signalite_resources``; ``attrs`` and ``tags`` are ``jsonb``; ``name`` uses the
+    Two tables: ``signalite_resources`` (channels, streams) and ``signalite_entities`` (identity
+    records, ``data`` as ``jsonb``, ``name_key`` — the name in lower case — unique per account and
+    kind). In ``signalite_resources`` ``attrs`` and ``tags`` are ``jsonb``; ``name`` uses the
     ``"C"`` collation so that ordering and ``name > after`` compare code points exactly as
     SQLite's BINARY collation does, whatever the database's default collation is. ``open()``
     creates the schema idempotently inside a transaction holding a transaction-level advisory
@@ -54,7 +56,7 @@ from typing import Any, AsyncIterator
 import asyncpg
 
 from ..urls import redact, take_params
-from .base import LimitExceeded, NameInUse, Resource
+from .base import Entity, LimitExceeded, NameInUse, Resource
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to establish one connection (start-up fails after this)."""
@@ -66,12 +68,14 @@ PING_TIMEOUT = 3.0
 """Upper bound of :meth:`PostgresStore.ping` as a whole."""
 
 TABLE = "signalite_resources"
+ENTITIES = "signalite_entities"
 _SCHEMA_LOCK = 0x5167_6E61_6C69_7465  # "Signalite": one advisory lock key for schema creation/migration
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _OWN_PARAMS = ("schema", "pool_min", "pool_max", "statement_cache_size")
 _COLUMNS = "account, region, kind, name, arn, created, version, status, attrs, tags"
 _SELECT = _COLUMNS + ", rev"
 _LIMIT_LOCK_CLASS = 0x5167  # pg_advisory_xact_lock(class, hashtext(key)) serializes inserts under a limit
+_ENTITY = "account, kind, name, id, path, created, data, rev"
 
 
 def parse_url(url: str) -> tuple[str, str | None, int, int]:
@@ -114,6 +118,13 @@ def _row(row: asyncpg.Record | None) -> Resource | None:
                     row["version"], row["status"], row["attrs"], row["tags"], revision=row["rev"])
 
 
+def _entity(row: asyncpg.Record | None) -> Entity | None:
+    if row is None:
+        return None
+    return Entity(row["account"], row["kind"], row["name"], row["id"], row["path"], row["created"], row["data"],
+                  revision=row["rev"])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb <-> Python values (asyncpg hands out jsonb as text by default).
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -125,6 +136,7 @@ class PostgresStore:
         self._dsn, self._schema, self._pool_min, self._pool_max = parse_url(url)
         self._statement_cache_size = _statement_cache_size(url)
         self._table = f'"{self._schema}".{TABLE}' if self._schema else TABLE
+        self._entities = f'"{self._schema}".{ENTITIES}' if self._schema else ENTITIES
         self._pool: asyncpg.Pool | None = None
 
     @property
@@ -180,6 +192,18 @@ class PostgresStore:
                 CONSTRAINT {index_prefix}name_key UNIQUE (account, region, kind, name)
             )""",
             f"CREATE INDEX IF NOT EXISTS {index_prefix}attrs_idx ON {t} USING gin (attrs jsonb_path_ops)",
+            f"""CREATE TABLE IF NOT EXISTS {self._entities} (
+                id       text PRIMARY KEY,
+                account  text NOT NULL,
+                kind     text NOT NULL,
+                name     text NOT NULL,
+                name_key text COLLATE "C" NOT NULL,
+                path     text COLLATE "C" NOT NULL,
+                created  double precision NOT NULL,
+                data     jsonb NOT NULL DEFAULT '{{}}',
+                rev      bigint NOT NULL DEFAULT 0,
+                CONSTRAINT {ENTITIES}_name_key UNIQUE (account, kind, name_key)
+            )""",
         ]
         # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalogs; the advisory lock
         # (released at commit) makes nodes starting together take turns.
@@ -316,6 +340,65 @@ class PostgresStore:
                 "ORDER BY name",
                 kind, attr, value)
         return [_row(r) for r in rows]  # type: ignore[misc]
+
+
+    # --- identity records ------------------------------------------------------------------
+    async def insert_entity(self, entity: Entity, *, limit: int | None = None) -> None:
+        e = entity
+        insert = (f"INSERT INTO {self._entities} (id, account, kind, name, name_key, path, created, data) "
+                  "VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+        values = (e.id, e.account, e.kind, e.name, e.name.lower(), e.path, e.created, e.data)
+        async with self._conn() as conn:
+            try:
+                if limit is None:
+                    await conn.execute(insert, *values)
+                    return
+                async with conn.transaction():  # count and insert under one lock per (account, kind)
+                    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LIMIT_LOCK_CLASS,
+                                       f"{self._schema or ''}/entity/{e.account}/{e.kind}")
+                    count = await conn.fetchval(
+                        f"SELECT count(*) FROM {self._entities} WHERE account=$1 AND kind=$2", e.account, e.kind)
+                    if count >= limit:
+                        raise LimitExceeded(e.name)
+                    await conn.execute(insert, *values)
+            except asyncpg.UniqueViolationError:
+                raise NameInUse(e.name) from None
+
+    async def get_entity(self, account: str, kind: str, name: str) -> Entity | None:
+        async with self._conn() as conn:
+            return _entity(await conn.fetchrow(
+                f"SELECT {_ENTITY} FROM {self._entities} WHERE account=$1 AND kind=$2 AND name_key=$3",
+                account, kind, name.lower()))
+
+    async def get_entity_by_id(self, entity_id: str) -> Entity | None:
+        async with self._conn() as conn:
+            return _entity(await conn.fetchrow(f"SELECT {_ENTITY} FROM {self._entities} WHERE id=$1", entity_id))
+
+    async def list_entities(self, account: str, kind: str, *, path_prefix: str = "/", after: str = "",
+                            limit: int = 100) -> builtins.list[Entity]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_ENTITY} FROM {self._entities} WHERE account=$1 AND kind=$2 AND name_key > $3 "
+                "AND starts_with(path, $4) ORDER BY name_key LIMIT $5",
+                account, kind, after.lower(), path_prefix, limit)
+        return [_entity(r) for r in rows]  # type: ignore[misc]
+
+    async def update_entity(self, entity: Entity) -> bool:
+        async with self._conn() as conn:
+            status = await conn.execute(
+                f"UPDATE {self._entities} SET path=$1, data=$2, rev=rev+1 "
+                "WHERE id=$3 AND ($4::bigint IS NULL OR rev=$4::bigint)",
+                entity.path, entity.data, entity.id, entity.revision)
+        return bool(status == "UPDATE 1")
+
+    async def delete_entity(self, entity: Entity) -> bool:
+        async with self._conn() as conn:
+            if entity.revision is None:
+                status = await conn.execute(f"DELETE FROM {self._entities} WHERE id=$1", entity.id)
+            else:
+                status = await conn.execute(f"DELETE FROM {self._entities} WHERE id=$1 AND rev=$2",
+                                            entity.id, entity.revision)
+        return bool(status == "DELETE 1")
 
 
 def _describe(exc: BaseException) -> str:

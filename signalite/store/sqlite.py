@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .base import LimitExceeded, NameInUse, Resource
+from .base import Entity, LimitExceeded, NameInUse, Resource
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -28,6 +28,18 @@ CREATE TABLE IF NOT EXISTS resources (
     tags     TEXT NOT NULL,
     rev      INTEGER NOT NULL DEFAULT 0,
     UNIQUE (account, region, kind, name)
+);
+CREATE TABLE IF NOT EXISTS entities (
+    id       TEXT PRIMARY KEY,
+    account  TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    path     TEXT NOT NULL,
+    created  REAL NOT NULL,
+    data     TEXT NOT NULL,
+    rev      INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account, kind, name_key)
 );
 """
 _COLUMNS = "account, region, kind, name, arn, created, version, status, attrs, tags"
@@ -49,6 +61,16 @@ def _row(row: tuple[Any, ...] | None) -> Resource | None:
     account, region, kind, name, arn, created, version, status, attrs, tags, rev = row
     return Resource(account, region, kind, name, arn, created, version, status, _json(attrs), _json(tags),
                     revision=rev)
+
+
+_ENTITY = "account, kind, name, id, path, created, data, rev"
+
+
+def _entity(row: tuple[Any, ...] | None) -> Entity | None:
+    if row is None:
+        return None
+    account, kind, name, entity_id, path, created, data, rev = row
+    return Entity(account, kind, name, entity_id, path, created, json.loads(data), revision=rev)
 
 
 def _values(r: Resource) -> tuple[Any, ...]:
@@ -154,3 +176,53 @@ class SqliteStore:
             f"SELECT {_SELECT} FROM resources WHERE kind=? AND json_extract(attrs, '$.' || ?) = ?",
             (kind, attr, value))
         return [_row(r) for r in cur.fetchall()]  # type: ignore[misc]
+
+    # --- identity records ------------------------------------------------------------------
+    async def insert_entity(self, entity: Entity, *, limit: int | None = None) -> None:
+        e = entity
+        db = self.db
+        insert = ("INSERT INTO entities (id, account, kind, name, name_key, path, created, data) "
+                  "VALUES (?,?,?,?,?,?,?,?)")
+        values = (e.id, e.account, e.kind, e.name, e.name.lower(), e.path, e.created, json.dumps(e.data))
+        db.execute("BEGIN IMMEDIATE")  # the count and the insert as one step, also across processes
+        try:
+            if limit is not None:
+                (count,) = db.execute("SELECT count(*) FROM entities WHERE account=? AND kind=?",
+                                      (e.account, e.kind)).fetchone()
+                if count >= limit:
+                    raise LimitExceeded(e.name)
+            db.execute(insert, values)
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            raise NameInUse(e.name) from None
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def get_entity(self, account: str, kind: str, name: str) -> Entity | None:
+        return _entity(self.db.execute(f"SELECT {_ENTITY} FROM entities WHERE account=? AND kind=? AND name_key=?",
+                                       (account, kind, name.lower())).fetchone())
+
+    async def get_entity_by_id(self, entity_id: str) -> Entity | None:
+        return _entity(self.db.execute(f"SELECT {_ENTITY} FROM entities WHERE id=?", (entity_id,)).fetchone())
+
+    async def list_entities(self, account: str, kind: str, *, path_prefix: str = "/", after: str = "",
+                            limit: int = 100) -> builtins.list[Entity]:
+        cur = self.db.execute(
+            f"SELECT {_ENTITY} FROM entities WHERE account=? AND kind=? AND name_key > ? "
+            "AND substr(path, 1, ?) = ? ORDER BY name_key LIMIT ?",
+            (account, kind, after.lower(), len(path_prefix), path_prefix, limit))
+        return [_entity(r) for r in cur.fetchall()]  # type: ignore[misc]
+
+    async def update_entity(self, entity: Entity) -> bool:
+        cur = self.db.execute("UPDATE entities SET path=?, data=?, rev=rev+1 WHERE id=? AND (? IS NULL OR rev=?)",
+                              (entity.path, json.dumps(entity.data), entity.id, entity.revision, entity.revision))
+        return cur.rowcount == 1
+
+    async def delete_entity(self, entity: Entity) -> bool:
+        if entity.revision is None:
+            cur = self.db.execute("DELETE FROM entities WHERE id=?", (entity.id,))
+        else:
+            cur = self.db.execute("DELETE FROM entities WHERE id=? AND rev=?", (entity.id, entity.revision))
+        return cur.rowcount == 1

@@ -130,26 +130,42 @@ def test_refusals_change_nothing(server, kv, name):
 
 # --- accepted signing styles ---------------------------------------------------------------------
 
-def test_session_token_signed_by_botocore_is_accepted(server, channel):
-    import boto3
-    from botocore.config import Config
+@pytest.fixture(scope="module")
+def temporary(server) -> dict[str, str]:
+    """Real temporary credentials (GetSessionToken with the root key)."""
+    return server.boto("sts").get_session_token(DurationSeconds=900)["Credentials"]
 
-    kv = boto3.client("kinesisvideo", region_name="us-west-2", endpoint_url=server.url, verify=server.ca,
-                      aws_access_key_id="AKIDSIGNALITETEST001",
-                      aws_secret_access_key="signalite-test-secret-key-0000000000000",
-                      aws_session_token="FwoGZXIvYXdzEXAMPLETOKEN", config=Config(retries={"max_attempts": 1}))
+
+def test_session_token_signed_by_botocore_is_accepted(server, channel, temporary):
+    kv = server.boto(access_key=temporary["AccessKeyId"], secret_key=temporary["SecretAccessKey"],
+                     session_token=temporary["SessionToken"])
     resp = kv.describe_signaling_channel(ChannelName=channel)
     assert resp["ChannelInfo"]["ChannelName"] == channel
 
 
-def test_session_token_header_is_signed_and_checked(server, channel):
+@pytest.mark.parametrize("token", ["FwoGZXIvYXdzEXAMPLETOKEN", "SLT1" + "A" * 80])
+def test_a_long_term_key_with_a_made_up_session_token_is_refused(server, channel, token):
+    kv = server.boto(session_token=token)
+    with pytest.raises(ClientError) as exc:
+        kv.describe_signaling_channel(ChannelName=channel)
+    code, status, message = err(exc)
+    assert (code, status) == ("UnrecognizedClientException", 403)
+    assert message == "The security token included in the request is invalid."
+
+
+def test_session_token_header_is_signed_and_checked(server, channel, temporary):
     url = server.http_url + "/describeSignalingChannel"
-    headers = sign("POST", url, describe_body(channel), token="token-one")
+    key = {"access_key": temporary["AccessKeyId"], "secret_key": temporary["SecretAccessKey"]}
+    headers = sign("POST", url, describe_body(channel), token=temporary["SessionToken"], **key)
     assert "x-amz-security-token" in headers["Authorization"]
     assert send("POST", url, describe_body(channel), headers).status == 200
-    headers["X-Amz-Security-Token"] = "token-two"  # swapped after signing
+    other = server.boto("sts").get_session_token(DurationSeconds=900)["Credentials"]["SessionToken"]
+    headers["X-Amz-Security-Token"] = other  # another session's token, swapped in after signing
     r = send("POST", url, describe_body(channel), headers)
-    assert (r.status, r.error_type) == (403, "InvalidSignatureException")
+    assert (r.status, r.error_type) == (403, "UnrecognizedClientException")
+    headers["X-Amz-Security-Token"] = temporary["SessionToken"][:-4] + "AAAA"  # tampered
+    r = send("POST", url, describe_body(channel), headers)
+    assert (r.status, r.error_type) == (403, "UnrecognizedClientException")
 
 
 def _jsv3_headers(body: bytes, declared: bytes | None = None) -> dict[str, str]:
@@ -186,13 +202,14 @@ def test_jsv3_content_sha256_mismatch_is_rejected(server, channel):
     assert "x-amz-content-sha256" in r.json()["Message"]
 
 
-def test_c_sdk_style_request_with_unsigned_token_is_accepted(server, channel):
+def test_c_sdk_style_request_with_unsigned_token_is_accepted(server, channel, temporary):
     url = server.http_url + "/describeSignalingChannel"
     body = ("{\n\t\"ChannelName\":\t\"%s\"\n}" % channel).encode()  # printf-template JSON
     headers = sign("POST", url, body, {"user-agent": "AWS-SDK-KVS/1.10.0 GCC/12 Linux/6"},
-                   signed_headers=CSDK_SIGNED)
+                   signed_headers=CSDK_SIGNED, access_key=temporary["AccessKeyId"],
+                   secret_key=temporary["SecretAccessKey"])
     assert "SignedHeaders=host;user-agent;x-amz-date," in headers["Authorization"]
-    headers["x-amz-security-token"] = "added-after-signing"
+    headers["x-amz-security-token"] = temporary["SessionToken"]  # added after signing, as the C SDK does
     r = send("POST", url, body, headers)
     assert r.status == 200, r.body
     assert r.json()["ChannelInfo"]["ChannelName"] == channel

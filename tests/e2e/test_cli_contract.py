@@ -61,6 +61,7 @@ def test_generated_credentials_env_and_real_clients(tmp_path):
 
         env = _env_exports(data)
         assert env["AWS_ENDPOINT_URL_KINESIS_VIDEO"] == srv.url
+        assert env["AWS_ENDPOINT_URL_IAM"] == env["AWS_ENDPOINT_URL_STS"] == srv.url
         assert env["AWS_ACCESS_KEY_ID"] == saved["access_key_id"]
         assert env["AWS_SECRET_ACCESS_KEY"] == saved["secret_access_key"]
         assert env["AWS_REGION"] and env["AWS_CA_BUNDLE"] == env["NODE_EXTRA_CA_CERTS"]
@@ -74,6 +75,11 @@ def test_generated_credentials_env_and_real_clients(tmp_path):
                              check=True).stdout.strip()
         assert arn.startswith(f"arn:aws:kinesisvideo:{env['AWS_REGION']}:{saved['account_id']}:channel/from-boto3/")
         assert len(arn.rsplit("/", 1)[1]) == 13
+        code = ("import boto3; boto3.client('iam').create_user(UserName='from-env');"
+                "print(boto3.client('sts').get_caller_identity()['Arn'])")
+        caller = subprocess.run([sys.executable, "-c", code], env=client_env, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        assert caller == f"arn:aws:iam::{saved['account_id']}:root"
 
         # The AWS CLI, likewise.
         cli = subprocess.run([str(BIN / "aws"), "kinesisvideo", "describe-signaling-channel", "--channel-name",

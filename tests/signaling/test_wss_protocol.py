@@ -82,11 +82,17 @@ async def test_parameter_order_does_not_matter(server, name):
 
 async def test_security_token_is_signed_inside_the_query(server, name):
     arn = channel(server, name)
-    url = presign(server, arn, "tok", token="FakeSessionToken/with+chars=")
+    creds = server.boto("sts").get_session_token(DurationSeconds=900)["Credentials"]
+    url = presign(server, arn, "tok", access_key=creds["AccessKeyId"], secret_key=creds["SecretAccessKey"],
+                  token=creds["SessionToken"])
     ws = await websockets.connect(url, ssl=ssl_ctx(server), open_timeout=10)
     await ws.close()
-    tampered = url.replace("FakeSessionToken", "OtherSessionToken")
+    token = creds["SessionToken"]
+    tampered = url.replace(token[-12:], token[-12:][::-1])
+    assert tampered != url
     assert await handshake_status(server, tampered) == 403
+    made_up = presign(server, arn, "tok", token="FakeSessionToken/with+chars=")  # the root key with a made-up token
+    assert await handshake_status(server, made_up) == 403
 
 
 @pytest.mark.parametrize("case", ["wrong-secret", "unknown-key", "tampered-arn", "other-host-port"])

@@ -157,19 +157,22 @@ class Server:
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ENDPOINT_URL_KINESIS_VIDEO": self.url,
+            "AWS_ENDPOINT_URL_IAM": self.url,
+            "AWS_ENDPOINT_URL_STS": self.url,
             "AWS_CA_BUNDLE": self.ca,
             "NODE_EXTRA_CA_CERTS": self.ca,
         })
         return env
 
     def boto(self, service: str = "kinesisvideo", *, region: str = REGION, endpoint: str | None = None,
-             access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, **config: Any) -> Any:
+             access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, session_token: str | None = None,
+             **config: Any) -> Any:
         import boto3
         from botocore.config import Config
 
         return boto3.client(
             service, region_name=region, endpoint_url=endpoint or self.url, verify=self.ca,
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, aws_session_token=session_token,
             config=Config(retries={"max_attempts": 1}, **config),
         )
 

@@ -49,7 +49,7 @@ LEGACY = {
     "--metrics": "SIGNALITE_METRICS", "--metrics-token": "SIGNALITE_METRICS_TOKEN",
     "--log-format": "SIGNALITE_LOG_FORMAT", "--log-payloads": "SIGNALITE_LOG_PAYLOADS",
 }
-ENV_ONLY = {"SIGNALITE_ACCESS_KEY_ID", "SIGNALITE_SECRET_ACCESS_KEY", "SIGNALITE_ACCOUNT_ID"}
+ENV_ONLY = {"SIGNALITE_ACCESS_KEY_ID", "SIGNALITE_SECRET_ACCESS_KEY", "SIGNALITE_ACCOUNT_ID", "SIGNALITE_SERVER_KEY"}
 
 
 def test_the_table_keeps_every_flag_and_variable_and_declares_each_once():
