@@ -24,6 +24,7 @@ from .context import BUS, CLOCK, HUB, KEYS, SETTINGS, STORE
 from .edge.auth import Authenticator
 from .edge.rest import RestEdge, operation_table
 from .identity import iam, service, sts
+from .identity.authorize import AUTHORIZER, Authorizer
 from .identity.crypto import ServerKey
 from .identity.keys import AccessKeys
 from .operator import trace
@@ -85,6 +86,7 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
 
     wire = Wire(extra=(operator.service_model(),))
     access_keys = AccessKeys(root, ServerKey.from_settings(settings.server_key, root.secret_access_key), clock)
+    app[AUTHORIZER] = Authorizer(store, clock)
     auth = Authenticator(SigV4Verifier(skew_seconds=settings.clock_skew_seconds, clock=clock), access_keys)
     operations = operation_table(*controlplane.MODULES, *dataplane.MODULES, operator)
     edge = RestEdge(wire, auth, operations, settings.max_body_bytes, edge_stats,

@@ -28,11 +28,15 @@ from ..aws.query import form_params
 from ..aws.sigv4 import AuthError, header_credential
 from ..aws.wire import Wire, WireService
 from ..context import CLOCK, HUB, SETTINGS, STORE, Handler, OpContext
+from ..identity import actions
+from ..identity.authorize import AUTHORIZER, request_tags
 from ..metrics import EdgeStats
 from . import answers
 from .auth import Authenticator
 
 log = logging.getLogger("signalite.rest")
+SELF_AUTHORIZED = frozenset({"signalite-admin"})
+"""Services whose operations authorize for themselves (the admin API: roots only)."""
 access_log = logging.getLogger("signalite.access")
 
 
@@ -179,6 +183,29 @@ class RestEdge:
 
         return await self._operate(request, svc, op, principal, request_id, parse, self.operations)
 
+    async def _authorize(self, request: web.Request, svc: WireService, op: OperationModel, principal: Principal,
+                         params: dict[str, Any], ctx: OpContext) -> None:
+        """The policy step: raises the operation's modeled authorization error unless allowed.
+        The admin API answers for itself (roots only)."""
+        service = svc.signing_name
+        if svc.name in SELF_AUTHORIZED:
+            return
+        action = f"{service}:{op.name}"
+        if action in actions.ALWAYS_ALLOWED or action == "sts:AssumeRole":  # AssumeRole: trust.py decides
+            return
+        authorizer = ctx.resource(AUTHORIZER)
+        grants = await authorizer.grants(principal)
+        found = await actions.target(service, op, params, ctx.account, ctx.region, ctx.store, ctx.clock.now(),
+                                     with_tags=grants.uses_resource_tags,
+                                     caller_user_arn=principal.arn if principal.username is not None else None)
+        code, status = actions.denial_code(service, op)
+        try:
+            await authorizer.check(principal, found.action, found.resource, code=code, source_ip=request.remote,
+                                   secure=request.secure, resource_tags=found.tags,
+                                   request_tags=request_tags(params))
+        except ServiceError as exc:
+            raise ServiceError(exc.code, exc.message, status) from None
+
     async def _operate(self, request: web.Request, svc: WireService, op: OperationModel, principal: Principal,
                        request_id: str, parse: Callable[[], dict[str, Any]],
                        handlers: Mapping[str, Handler]) -> web.Response:
@@ -191,7 +218,11 @@ class RestEdge:
                 serves = _SERVES.get(svc.signing_name, "the signaling APIs")
                 raise ServiceError(svc.unsupported_code(op), f"Signalite does not support {op.name}; it serves {serves}.")
             ctx = OpContext(principal, request_id, *self._resources(request.app))
+            if not principal.is_root or principal.who.temporary:
+                await self._authorize(request, svc, op, principal, params, ctx)
             result = await handler(ctx, params)
+            if svc.signing_name == "iam" and not op.name.startswith(("Get", "List")):
+                ctx.resource(AUTHORIZER).forget()  # this node sees its own IAM changes at once
             return answers.success(request, svc.serialize(op, result, request_id), request_id,
                                    content_type=svc.content_type)
         except ServiceError as exc:

@@ -7,7 +7,8 @@ GetFederationToken 900..129600 seconds (default 43200), capped at 3600 for a roo
 900..the role's MaxSessionDuration (default 3600), and at most 3600 when a role session assumes
 a role (role chaining); the root may not AssumeRole; session credentials may not call
 GetSessionToken or GetFederationToken; federated users may not assume roles. Whether a role's
-trust policy lets the caller in is :func:`.trust.trust_allows`'s to say.
+trust policy (and, where AWS needs it, the caller's own policies) lets the caller in is
+:func:`.trust.trust_allows`'s to say.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ async def assume_role(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     if parsed is None:
         raise _validation(f"{role_arn} is invalid")
     role = await ctx.store.get_entity(parsed.account, "role", parsed.name)
-    if role is None or role.data["arn"] != role_arn or not trust_allows(principal, role.data["trust"], role_arn):
+    if role is None or role.data["arn"] != role_arn or not await trust_allows(ctx, principal, role.data["trust"], role_arn):
         raise refused  # the same answer whether the role exists or not: nothing leaks across accounts
     seconds: int = p.get("DurationSeconds", DEFAULT_ROLE_SECONDS)
     if who.kind == ASSUMED_ROLE and seconds > CHAINED_MAX_SECONDS:

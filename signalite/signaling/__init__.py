@@ -21,6 +21,7 @@ from ..aws.wire import ServiceWire
 from ..bus import open_bus
 from ..context import BUS, CLOCK, HUB, SETTINGS, STORE
 from ..edge.auth import Authenticator
+from ..identity.authorize import AUTHORIZER
 from .hub import Hub
 
 
@@ -28,7 +29,7 @@ def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> Non
     """Route the WebSocket upgrade on ``GET /`` (and on the path of ``--public-url`` if it has
     one), and open the bus (``app[BUS]``) and the hub (``app[HUB]``) with the application."""
     settings = app[SETTINGS]
-    hub = Hub(settings, auth, app[CLOCK], errors, app[metrics.EDGE_STATS])
+    hub = Hub(settings, auth, app[CLOCK], errors, app[metrics.EDGE_STATS], app[AUTHORIZER])
     app[metrics.REGISTRY].register(metrics.RouterCollector(lambda: hub.router))
     connect = hub.handle_connect
     app.router.add_get("/", connect)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from aiohttp import WSMsgType, web
 
 from .. import channel as channels
+from ..aws.errors import ServiceError
 from ..aws.sigv4 import AuthError
 from ..aws.wire import ServiceWire
 from ..bus.base import Bus, Message
@@ -26,6 +27,7 @@ from ..clock import Clock, wait_for
 from ..config import Settings
 from ..edge import answers
 from ..edge.auth import Authenticator
+from ..identity.authorize import Authorizer
 from ..metrics import EdgeStats
 from ..store import Resource, Store
 from . import frames, handshake
@@ -120,7 +122,9 @@ class _VirtualHandle:
 
 class Hub:
     def __init__(self, settings: Settings, auth: Authenticator, clock: Clock, errors: ServiceWire,
-                 stats: EdgeStats | None = None) -> None:
+                 stats: EdgeStats | None = None, authorizer: Authorizer | None = None) -> None:
+        self.authorizer = authorizer
+        """The policy step after authentication (None: every authenticated caller may connect)."""
         self.stats = stats or EdgeStats()
         """Handshake outcomes (the router counts connections and messages)."""
         self.node_id = settings.node_id
@@ -367,6 +371,14 @@ class Hub:
         decision = handshake.admit(query, principal, resource, now)
         if isinstance(decision, handshake.Refuse):
             return self._refuse(request, decision)
+        if self.authorizer is not None and not principal.is_root:
+            action = "kinesisvideo:ConnectAsMaster" if decision.is_master else "kinesisvideo:ConnectAsViewer"
+            try:
+                await self.authorizer.check(principal, action, decision.arn, code="AccessDeniedException",
+                                            source_ip=request.remote, secure=request.secure,
+                                            resource_tags=resource.tags if resource is not None else None)
+            except ServiceError as exc:
+                return self._refuse(request, handshake.Refuse(403, exc.code, exc.message))
         session = Session()
         try:
             conn, actions = self.router.connect(decision.arn, decision.client_id, decision.ttl, now, session)

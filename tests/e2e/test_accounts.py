@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 from tests.support.server import ACCESS_KEY, ACCOUNT, SECRET_KEY, Server
 from tests.support.signaling import presign, ssl_ctx
 
+EVERYTHING = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 
 def create_account(server: Server, *args: str, key: str = ACCESS_KEY,
                    secret: str = SECRET_KEY) -> subprocess.CompletedProcess[str]:
@@ -107,6 +108,7 @@ async def test_accounts_see_nothing_of_each_other(server, name):
 
     # Account B, with its root key, an IAM user's key and temporary credentials of both.
     b("iam").create_user(UserName=name)  # the same name is free in another account
+    b("iam").put_user_policy(UserName=name, PolicyName="all", PolicyDocument=EVERYTHING)  # isolation, not policy
     b_key = b("iam").create_access_key(UserName=name)["AccessKey"]
     b_user = Account(server, b_key["AccessKeyId"], b_key["SecretAccessKey"])
     session = b("sts").get_session_token(DurationSeconds=900)["Credentials"]
@@ -130,6 +132,11 @@ async def test_accounts_see_nothing_of_each_other(server, name):
         assert refused.value.response.status_code == 404
 
         iam = caller("iam")
+        if caller.token is not None:  # GetSessionToken's credentials (without MFA) never reach IAM, as on AWS
+            with pytest.raises(ClientError) as exc:
+                iam.list_users()
+            assert err(exc) == ("AccessDenied", 403)
+            continue
         assert iam.get_user(UserName=name)["User"]["Arn"] == f"arn:aws:iam::{b_id}:user/{name}"  # B's own
         assert user_arn not in [u["Arn"] for u in iam.list_users()["Users"]]
         assert a_key["AccessKeyId"] not in [k["AccessKeyId"] for k in
@@ -153,6 +160,7 @@ async def test_accounts_see_nothing_of_each_other(server, name):
                                         a("iam").list_access_keys(UserName=name)["AccessKeyMetadata"]]
     assert a().describe_signaling_channel(ChannelARN=channel)["ChannelInfo"]["ChannelARN"] == channel
 
+    b("iam").delete_user_policy(UserName=name, PolicyName="all")
     for account, key in ((a, a_key), (b, b_key)):
         account("iam").delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
         account("iam").delete_user(UserName=name)
@@ -167,6 +175,8 @@ def test_a_role_that_trusts_another_account_by_name_lets_it_in(server, name):
     made = new_account(server)
     b = Account(server, made["AccessKeyId"], made["SecretAccessKey"])
     b("iam").create_user(UserName=name)
+    b("iam").put_user_policy(UserName=name, PolicyName="assume", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
     b_key = b("iam").create_access_key(UserName=name)["AccessKey"]
     a_iam = server.boto("iam", region="us-east-1")
     role = a_iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
@@ -178,4 +188,5 @@ def test_a_role_that_trusts_another_account_by_name_lets_it_in(server, name):
     assert guest("sts").get_caller_identity()["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{name}/guest"
     a_iam.delete_role(RoleName=name)
     b("iam").delete_access_key(UserName=name, AccessKeyId=b_key["AccessKeyId"])
+    b("iam").delete_user_policy(UserName=name, PolicyName="assume")
     b("iam").delete_user(UserName=name)

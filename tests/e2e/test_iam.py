@@ -111,6 +111,8 @@ def test_unsupported_actions_answer_a_modeled_error(iam):
 
 def test_access_keys_sign_until_deactivated_or_deleted(server, iam, name, kv):
     iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="channels", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesisvideo:List*", "Resource": "*"}]}))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     assert key["AccessKeyId"].startswith("AKIA") and len(key["AccessKeyId"]) == 20
     assert len(key["SecretAccessKey"]) == 40 and key["Status"] == "Active" and key["UserName"] == name
@@ -145,11 +147,19 @@ def test_access_keys_sign_until_deactivated_or_deleted(server, iam, name, kv):
     assert iam.list_access_keys(UserName=name)["AccessKeyMetadata"] == []
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user_policy(UserName=name, PolicyName="channels")
     iam.delete_user(UserName=name)
+
+
+OWN_KEYS = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": ["iam:*AccessKey*", "iam:GetUser"],
+    "Resource": "arn:aws:iam::*:user/${aws:username}"}]})
+"""AWS's documented policy for users who manage their own keys (a policy variable)."""
 
 
 def test_two_keys_per_user_and_a_user_manages_its_own(server, iam, name):
     iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="own-keys", PolicyDocument=OWN_KEYS)
     first = iam.create_access_key(UserName=name)["AccessKey"]
     as_user = server.boto("iam", region="us-east-1", access_key=first["AccessKeyId"],
                           secret_key=first["SecretAccessKey"])
@@ -162,8 +172,12 @@ def test_two_keys_per_user_and_a_user_manages_its_own(server, iam, name):
     assert {k["AccessKeyId"] for k in as_user.list_access_keys()["AccessKeyMetadata"]} == \
         {first["AccessKeyId"], second["AccessKeyId"]}
     assert as_user.get_user()["User"]["UserName"] == name
+    with pytest.raises(ClientError) as exc:
+        as_user.create_access_key(UserName="someone-else")  # ${aws:username} is the caller's own name only
+    assert err(exc) == ("AccessDenied", 403)
     for key in (first, second):
         iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user_policy(UserName=name, PolicyName="own-keys")
     iam.delete_user(UserName=name)
 
 

@@ -73,6 +73,8 @@ def test_cli_users_keys_and_policies(server, name, tmp_path):
 def test_cli_sts_calls_and_a_role(server, name):
     iam = server.boto("iam", region="us-east-1")
     user_arn = iam.create_user(UserName=name)["User"]["Arn"]
+    iam.put_user_policy(UserName=name, PolicyName="federate", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sts:GetFederationToken", "kinesisvideo:*"], "Resource": "*"}]}))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     as_user = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
     trust = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -99,4 +101,5 @@ def test_cli_sts_calls_and_a_role(server, name):
 
     iam.delete_role(RoleName=name)
     iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user_policy(UserName=name, PolicyName="federate")
     iam.delete_user(UserName=name)

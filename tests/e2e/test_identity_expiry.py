@@ -117,11 +117,16 @@ async def test_session_and_role_credentials_stop_at_their_expiration(node: InPro
     iam, sts = node.client("iam"), node.client("sts")
     arn = node.client("kinesisvideo").create_signaling_channel(ChannelName="expiry")["ChannelARN"]
     iam.create_user(UserName="alice")
+    iam.put_user_policy(UserName="alice", PolicyName="rights", PolicyDocument=(
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kinesisvideo:*",'
+        '"sts:GetFederationToken"],"Resource":"*"}]}'))
     key = iam.create_access_key(UserName="alice")["AccessKey"]
     user_sts = node.client("sts", key["AccessKeyId"], key["SecretAccessKey"])
     iam.create_role(RoleName="viewer", AssumeRolePolicyDocument=(
         '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
         '"Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"}}]}'))
+    iam.put_role_policy(RoleName="viewer", PolicyName="connect", PolicyDocument=(
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kinesisvideo:*","Resource":"*"}]}'))
 
     session = sts.get_session_token(DurationSeconds=900)["Credentials"]
     role = user_sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/viewer", RoleSessionName="v1",

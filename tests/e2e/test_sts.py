@@ -18,6 +18,9 @@ from tests.support.signaling import presign, ssl_ctx
 
 READ = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "kinesisvideo:*", "Resource": "*"}]})
+USER_RIGHTS = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["kinesisvideo:*", "sts:GetFederationToken", "sts:AssumeRole"], "Resource": "*"}]})
+"""What the test users may do (policies decide, as on AWS; GetSessionToken needs no permission)."""
 
 
 def err(exc: pytest.ExceptionInfo) -> tuple[str, int, str]:
@@ -53,9 +56,11 @@ def sts(server):
 def user(server, iam, name):
     """An IAM user and its long-term key (as an STS response's Credentials)."""
     arn = iam.create_user(UserName=name)["User"]["Arn"]
+    iam.put_user_policy(UserName=name, PolicyName="rights", PolicyDocument=USER_RIGHTS)
     key = iam.create_access_key(UserName=name)["AccessKey"]
     yield {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"], "Arn": arn, "Name": name}
     iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user_policy(UserName=name, PolicyName="rights")
     iam.delete_user(UserName=name)
 
 
@@ -63,7 +68,9 @@ def user(server, iam, name):
 def role(iam, name, user):
     arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust(user["Arn"]),
                           MaxSessionDuration=7200)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="read", PolicyDocument=READ)
     yield arn
+    iam.delete_role_policy(RoleName=name, PolicyName="read")
     iam.delete_role(RoleName=name)
 
 

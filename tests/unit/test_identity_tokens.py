@@ -11,7 +11,6 @@ from signalite.aws.errors import ServiceError
 from signalite.aws.principal import ASSUME_ROLE, ASSUMED_ROLE, USER, Caller, Principal
 from signalite.identity import documents, names, tokens
 from signalite.identity.crypto import SECRETS, TOKENS, ServerKey, Unsealed
-from signalite.identity.trust import trust_allows
 
 KEY = ServerKey.from_settings(None, "root-secret-of-the-test-server")
 OTHER = ServerKey.from_settings("a-configured-server-key-0001", "root-secret-of-the-test-server")
@@ -81,39 +80,6 @@ def _trust(*statements: dict) -> str:
 
 def _allow(principal: object, action: object = "sts:AssumeRole", **extra: object) -> dict:
     return {"Effect": "Allow", "Principal": principal, "Action": action, **extra}
-
-
-@pytest.mark.parametrize("statement, allowed", [
-    (_allow({"AWS": "arn:aws:iam::111122223333:user/alice"}), True),
-    (_allow({"AWS": ["arn:aws:iam::999999999999:root", "arn:aws:iam::111122223333:user/alice"]}), True),
-    (_allow({"AWS": "111122223333"}), True),
-    (_allow({"AWS": "arn:aws:iam::111122223333:root"}), True),
-    (_allow("*"), True),
-    (_allow({"AWS": "*"}, "sts:*"), True),
-    (_allow({"AWS": "arn:aws:iam::111122223333:user/alice"}, ["s3:GetObject", "STS:assumerole"]), True),
-    (_allow({"AWS": "arn:aws:iam::111122223333:user/bob"}), False),
-    (_allow({"AWS": "999999999999"}), False),
-    (_allow({"Service": "ec2.amazonaws.com"}), False),
-    (_allow({"AWS": "arn:aws:iam::111122223333:user/alice"}, "sts:AssumeRoleWithSAML"), False),
-    (_allow({"AWS": "arn:aws:iam::111122223333:user/alice"}, Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}}),
-     False),
-])
-def test_the_interim_trust_reading(statement, allowed):
-    assert trust_allows(_principal(ALICE), _trust(statement), "arn:aws:iam::111122223333:role/r") is allowed
-
-
-def test_an_explicit_deny_in_a_trust_policy_wins():
-    allow = _allow({"AWS": "111122223333"})
-    deny = {**_allow({"AWS": "arn:aws:iam::111122223333:user/alice"}), "Effect": "Deny"}
-    assert not trust_allows(_principal(ALICE), _trust(allow, deny), "arn:r")
-    unjudged_deny = {**_allow({"AWS": "arn:aws:iam::111122223333:user/bob"}), "Effect": "Deny", "Condition": {}}
-    assert not trust_allows(_principal(ALICE), _trust(allow, unjudged_deny), "arn:r")
-    assert not trust_allows(_principal(ALICE), "{broken", "arn:r")
-
-
-def test_a_role_session_is_trusted_by_its_role_arn():
-    trust = _trust(_allow({"AWS": "arn:aws:iam::111122223333:role/viewer"}))
-    assert trust_allows(_principal(ROLE_SESSION), trust, "arn:aws:iam::111122223333:role/next")
 
 
 @pytest.mark.parametrize("text, reason", [

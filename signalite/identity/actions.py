@@ -1,0 +1,111 @@
+"""Which IAM action and resource a request is: what the authorizer evaluates.
+
+``kinesisvideo:<Operation>`` for every control-plane, data-plane and storage operation, on the
+channel or stream ARN it names (by ARN, or by name: then looked up), the ARN a create would give,
+or ``*`` for the List operations; ``iam:<Action>`` and ``sts:<Action>`` on the user, role,
+policy or federated user they name. The WSS handshake's actions are ``kinesisvideo:ConnectAsMaster``
+and ``kinesisvideo:ConnectAsViewer`` on the channel ARN (see the hub).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from botocore.model import OperationModel
+
+from ..aws import arn as arns
+from ..store import Store
+
+ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity", "sts:GetSessionToken"})
+"""AWS answers these for any valid credentials, whatever the policies say."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    action: str
+    resource: str
+    tags: Mapping[str, str] | None = None
+    """The resource's tags, when it was read (for aws:ResourceTag conditions)."""
+
+
+def denial_code(service: str, op: OperationModel) -> tuple[str, int | None]:
+    """The modeled authorization error of ``op`` and, for the query protocol, its status."""
+    if service in ("iam", "sts"):
+        return "AccessDenied", 403
+    codes = {shape.name for shape in op.error_shapes}
+    for code in ("AccessDeniedException", "NotAuthorizedException"):
+        if code in codes:
+            return code, None
+    return "AccessDeniedException", 403
+
+
+async def target(service: str, op: OperationModel, params: Mapping[str, Any], account: str, region: str,
+                 store: Store, now: float, *, with_tags: bool, caller_user_arn: str | None = None) -> Target:
+    """``caller_user_arn``: the caller's own user ARN when it is an IAM user (IAM operations on
+    a user that name none act on the caller)."""
+    action = f"{service}:{op.name}"
+    if service == "iam":
+        iam_resource = _iam_resource(op.name, params, account)
+        if iam_resource == "*" and caller_user_arn is not None and op.name in _OWN_USER_OPERATIONS:
+            return Target(action, caller_user_arn)
+        return Target(action, iam_resource)
+    if service == "sts":
+        return Target(action, _sts_resource(op.name, params, account))
+    resource, kind, name = _kvs_resource(op.name, params, account, region, now)
+    tags = None
+    if kind is not None and name is not None and (resource is None or with_tags):
+        found = await store.get_by_name(account, region, kind, name) if resource is None else \
+            await store.get_by_arn(resource)
+        if found is not None:
+            resource, tags = found.arn, found.tags
+        elif resource is None:
+            resource = f"arn:aws:kinesisvideo:{region}:{account}:{kind}/{name}/*"
+    return Target(action, resource or "*", tags)
+
+
+def _kvs_resource(operation: str, p: Mapping[str, Any], account: str, region: str,
+                  now: float) -> tuple[str | None, str | None, str | None]:
+    """``(arn, kind, name)``: the ARN if the request gives it (kind and name from it), else the
+    kind and name to look it up by; ``("*", None, None)`` for List operations."""
+    if operation.startswith("List") and operation not in ("ListTagsForResource", "ListTagsForStream"):
+        return "*", None, None
+    if operation == "CreateSignalingChannel":
+        return arns.make(region, account, "channel", str(p.get("ChannelName", "")), int(now * 1000)), None, None
+    if operation == "CreateStream":
+        return arns.make(region, account, "stream", str(p.get("StreamName", "")), int(now * 1000)), None, None
+    for member in ("ChannelARN", "channelArn", "StreamARN", "ResourceARN"):
+        value = p.get(member)
+        if isinstance(value, str) and value:
+            parsed = arns.parse(value)
+            return value, parsed.kind if parsed else None, parsed.name if parsed else None
+    if isinstance(p.get("ChannelName"), str):
+        return None, "channel", p["ChannelName"]
+    if isinstance(p.get("StreamName"), str):
+        return None, "stream", p["StreamName"]
+    return "*", None, None
+
+
+_OWN_USER_OPERATIONS = frozenset({"GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey",
+                                  "DeleteAccessKey"})
+"""IAM operations whose UserName defaults to the caller's."""
+
+
+def _iam_resource(action: str, p: Mapping[str, Any], account: str) -> str:
+    if isinstance(p.get("PolicyArn"), str):
+        return str(p["PolicyArn"])
+    if isinstance(p.get("RoleName"), str):
+        return f"arn:aws:iam::{account}:role/{p['RoleName']}"
+    if isinstance(p.get("UserName"), str):
+        return f"arn:aws:iam::{account}:user/{p['UserName']}"
+    if action == "CreatePolicy" and isinstance(p.get("PolicyName"), str):
+        return f"arn:aws:iam::{account}:policy{p.get('Path', '/')}{p['PolicyName']}"
+    return "*"
+
+
+def _sts_resource(action: str, p: Mapping[str, Any], account: str) -> str:
+    if action == "AssumeRole" and isinstance(p.get("RoleArn"), str):
+        return str(p["RoleArn"])
+    if action == "GetFederationToken" and isinstance(p.get("Name"), str):
+        return f"arn:aws:sts::{account}:federated-user/{p['Name']}"
+    return "*"

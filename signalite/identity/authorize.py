@@ -1,0 +1,156 @@
+"""Authorization: may this principal perform this action on this resource? The step after
+authentication, at every entry point (REST operations of every model, the WSS handshake).
+
+Roots are allowed everything (AWS's own limits on roots are the operations' business, e.g. no
+AssumeRole). Everyone else is evaluated as AWS does (:func:`~signalite.identity.policy.decide`):
+the identity-based policies of the IAM identity behind the credentials (a user's, or a role's for
+a role session, or those of the user that called GetFederationToken), intersected with the
+session policies of temporary credentials. Compiled policies are cached per identity for
+:data:`CACHE_SECONDS` and dropped at once on this node by any IAM change; other nodes of a cluster
+see a change within that bound.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from aiohttp import web
+
+from ..aws.errors import ServiceError
+from ..aws.principal import FEDERATED_USER, FEDERATION_TOKEN, SESSION_TOKEN, USER, Principal
+from ..clock import Clock
+from ..store import Store
+from .policy import Decision, Policy, RequestContext, decide, parse_policy
+
+CACHE_SECONDS = 2.0
+"""How long a node keeps an identity's compiled policies (an IAM change on this node clears them)."""
+ALLOW_ALL = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+"""What a root's identity policies amount to (a federated user minted by a root gets this,
+narrowed by its session policy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    identity: tuple[Policy, ...]
+    session: tuple[Policy, ...] | None
+    uses_resource_tags: bool
+    """Whether any of the policies reads aws:ResourceTag (only then are the resource's tags read)."""
+
+
+class Authorizer:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._cache: dict[tuple[str, str | None, tuple[str, ...]], tuple[float, Grants]] = {}
+
+    def forget(self) -> None:
+        """An IAM change on this node: every cached policy set is re-read on next use."""
+        self._cache.clear()
+
+    async def grants(self, principal: Principal) -> Grants:
+        who = principal.who
+        key = (who.identity_arn, who.session_policy, who.session_policy_arns)
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        identity = await self._identity_policies(principal)
+        session = await self._session_policies(principal)
+        texts = [p.document for p in (*identity, *(session or ()))]
+        grants = Grants(identity, session, any("resourcetag" in t.lower() for t in texts))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + CACHE_SECONDS, grants)
+        return grants
+
+    async def _identity_policies(self, principal: Principal) -> tuple[Policy, ...]:
+        who = principal.who
+        arn = who.identity_arn
+        if arn.endswith(":root"):
+            return (parse_policy(ALLOW_ALL, name="root"),)
+        kind = "role" if ":role/" in arn else USER
+        name = arn.rsplit("/", 1)[-1]
+        entity = await self.store.get_entity(who.account_id, kind, name)
+        if entity is None:
+            return ()
+        out = [parse_policy(p["document"], name=p["name"])
+               for p in entity.data.get("policies", {}).values()]
+        for policy_arn in entity.data.get("attached", []):
+            out.extend(await self._managed(who.account_id, policy_arn))
+        return tuple(out)
+
+    async def _managed(self, account: str, arn: str) -> list[Policy]:
+        name = arn.rsplit("/", 1)[-1]
+        entity = await self.store.get_entity(account, "policy", name)
+        if entity is None or entity.data.get("arn") != arn:
+            return []
+        version = entity.data["versions"][entity.data["default"]]
+        return [parse_policy(version["document"], name=name)]
+
+    async def _session_policies(self, principal: Principal) -> tuple[Policy, ...] | None:
+        who = principal.who
+        if not who.temporary or who.source == SESSION_TOKEN:
+            return None  # long-term keys, and GetSessionToken's credentials: the identity's own rights
+        if who.session_policy is None and not who.session_policy_arns:
+            # AWS: a federated user without a session policy has no permissions; a role session
+            # without one has its role's.
+            return () if who.kind == FEDERATED_USER else None
+        out: list[Policy] = []
+        if who.session_policy is not None:
+            out.append(parse_policy(who.session_policy, kind="session", name="session policy"))
+        for arn in who.session_policy_arns:
+            out.extend(await self._managed(who.account_id, arn))
+        return tuple(out)
+
+    async def decide(self, principal: Principal, action: str, resource: str, *,
+                     source_ip: str | None, secure: bool,
+                     resource_tags: Mapping[str, str] | None = None,
+                     request_tags: Mapping[str, str] | None = None) -> Decision | None:
+        """None for a root (allowed everything), else the policy decision."""
+        if principal.is_root:
+            return None
+        who = principal.who
+        grants = await self.grants(principal)
+        tags = dict(request_tags or {})
+        context = RequestContext(
+            action=action, resource=resource, principal_arn=who.arn, account=who.account_id,
+            username=principal.username, userid=who.user_id, source_ip=source_ip, secure_transport=secure,
+            current_time=self.clock.now(), resource_tags=dict(resource_tags or {}), request_tags=tags,
+            tag_keys=tuple(tags))
+        return decide(context, grants.identity, grants.session)
+
+    async def check(self, principal: Principal, action: str, resource: str, *, code: str,
+                    source_ip: str | None, secure: bool, resource_tags: Mapping[str, str] | None = None,
+                    request_tags: Mapping[str, str] | None = None) -> None:
+        """Raise ``code`` (the operation's modeled authorization error) unless allowed."""
+        who = principal.who
+        if action.startswith("iam:") and who.source in (SESSION_TOKEN, FEDERATION_TOKEN):
+            # AWS: credentials from GetSessionToken (without MFA) and GetFederationToken cannot
+            # call IAM at all, whatever their policies say.
+            raise ServiceError(code, f"User: {who.arn} is not authorized to perform: {action} on resource: "
+                                     f"{resource} with temporary credentials from "
+                                     f"{'GetFederationToken' if who.source == FEDERATION_TOKEN else 'GetSessionToken'}")
+        if principal.is_root:
+            return
+        decision = await self.decide(principal, action, resource, source_ip=source_ip, secure=secure,
+                                     resource_tags=resource_tags, request_tags=request_tags)
+        if decision is not None and not decision.allowed:
+            raise ServiceError(code, decision.message(who.arn, action, resource))
+
+    def needs_resource_tags(self, grants: Grants) -> bool:
+        return grants.uses_resource_tags
+
+
+AUTHORIZER = web.AppKey("authorizer", Authorizer)
+
+
+def request_tags(params: Mapping[str, Any]) -> dict[str, str]:
+    """``aws:RequestTag``: the tags a create or tag request carries (list or map form)."""
+    tags = params.get("Tags")
+    if isinstance(tags, dict):
+        return {str(k): str(v) for k, v in tags.items()}
+    if isinstance(tags, list):
+        return {str(t.get("Key")): str(t.get("Value")) for t in tags if isinstance(t, dict)}
+    return {}
