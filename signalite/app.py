@@ -20,6 +20,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .context import BUS, CLOCK, HUB, KEYS, SETTINGS, STORE
 from .edge.auth import Authenticator
+from .edge.guard import Guard, install
 from .edge.rest import RestEdge, operation_table
 from .store import open_store
 
@@ -73,6 +74,7 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
     app.cleanup_ctx.append(store_ctx)
 
     wire = Wire(extra=(operator.service_model(),))
+    install(app, Guard(settings, wire))  # timeouts and per-address limits (edge/guard.py)
     auth = Authenticator(SigV4Verifier(keys.lookup, skew_seconds=settings.clock_skew_seconds, clock=clock))
     operations = operation_table(*controlplane.MODULES, *dataplane.MODULES, operator)
     edge = RestEdge(wire, auth, operations, settings.max_body_bytes)

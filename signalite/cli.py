@@ -45,9 +45,10 @@ def _announce_credentials(root: RootCredentials) -> None:
 
 
 async def _serve(settings: Settings) -> None:
-    from aiohttp import web
+    import ssl as ssl_module
 
     from .app import build_app
+    from .edge import guard
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     root = _root(settings)
@@ -58,7 +59,7 @@ async def _serve(settings: Settings) -> None:
         app = build_app(settings, root)
     except ValueError as exc:  # a malformed --store/--bus URL: say which, no traceback
         raise ConfigError(f"signalite: {exc}") from None
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = guard.runner(app)  # the header timeout is aiohttp's keep-alive timer
     try:
         await runner.setup()
     except ConnectionError as exc:  # store (or bus) unreachable at start-up: fail fast and say why
@@ -67,13 +68,17 @@ async def _serve(settings: Settings) -> None:
     except ConfigError:  # e.g. coturn or the STUN responder could not start
         await runner.cleanup()
         raise
-    sites = [(web.TCPSite(runner, settings.host, settings.port, ssl_context=server_context(tls),
-                          reuse_address=True), settings.port)]
+
+    def site(port: int, ssl: ssl_module.SSLContext | None) -> guard.GuardedSite:
+        return guard.GuardedSite(runner, app[guard.GUARD], settings.host, port, ssl_context=ssl,
+                                 backlog=settings.backlog, tls_handshake_timeout=settings.tls_handshake_timeout)
+
+    sites = [(site(settings.port, server_context(tls)), settings.port)]
     if settings.http_port:
-        sites.append((web.TCPSite(runner, settings.host, settings.http_port, reuse_address=True), settings.http_port))
-    for site, port in sites:
+        sites.append((site(settings.http_port, None), settings.http_port))
+    for listener, port in sites:
         try:
-            await site.start()
+            await listener.start()
         except OSError as exc:
             await runner.cleanup()
             raise ConfigError(_listen_error(settings.host, port, exc)) from None
