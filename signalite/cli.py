@@ -91,6 +91,7 @@ async def _serve(settings: Settings) -> None:
           + (f" (plain HTTP on port {settings.http_port})" if settings.http_port else ""), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    monitor = loop.create_task(_loop_monitor()) if _loop_log.isEnabledFor(logging.DEBUG) else None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
@@ -98,7 +99,30 @@ async def _serve(settings: Settings) -> None:
     from .app import drain  # noqa: PLC0415
 
     await drain(app)
+    if monitor is not None:
+        monitor.cancel()
     await runner.cleanup()
+
+
+_loop_log = logging.getLogger("signalite.loop")
+
+
+async def _loop_monitor(every: float = 10.0, tick: float = 0.1) -> None:
+    """``--log-level debug`` only: one line per ``every`` seconds with the number of asyncio tasks
+    and how late the event loop ran a timer due every ``tick`` (its lag: mean and worst), for
+    bench/soak.py and for an operator chasing a stall. It costs ten timer wake-ups a second."""
+    loop = asyncio.get_running_loop()
+    while True:
+        worst = total = 0.0
+        n = 0
+        start = loop.time()
+        while loop.time() - start < every:
+            due = loop.time() + tick
+            await asyncio.sleep(tick)
+            late = max(0.0, loop.time() - due)
+            worst, total, n = max(worst, late), total + late, n + 1
+        _loop_log.debug("loop: tasks=%d lag_mean_ms=%.2f lag_max_ms=%.2f", len(asyncio.all_tasks()),
+                        1000 * total / max(n, 1), 1000 * worst)
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:
