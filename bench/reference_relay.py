@@ -128,12 +128,13 @@ async def serve(args: argparse.Namespace) -> None:
     app.router.add_get("/", handle)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    sites = [web.TCPSite(runner, "127.0.0.1", args.port, reuse_address=True)]
+    sites = [web.TCPSite(runner, "127.0.0.1", args.port, reuse_address=True, backlog=args.backlog)]
     if args.tls_port:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
         ctx.set_alpn_protocols(["http/1.1"])
-        sites.append(web.TCPSite(runner, "127.0.0.1", args.tls_port, ssl_context=ctx, reuse_address=True))
+        sites.append(web.TCPSite(runner, "127.0.0.1", args.tls_port, ssl_context=ctx, reuse_address=True,
+                                 backlog=args.backlog))
     for site in sites:
         await site.start()
     print("READY", flush=True)
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-port", type=int, help="optional wss:// listener on 127.0.0.1")
     parser.add_argument("--tls-cert", help="PEM certificate chain for --tls-port")
     parser.add_argument("--tls-key", help="PEM key for --tls-port")
+    parser.add_argument("--backlog", type=int, default=128, help="listen backlog (default 128, aiohttp's)")
     parser.add_argument("--write", choices=("aiohttp", "direct"), default="aiohttp",
                         help="aiohttp: await ws.send_str (default); direct: one transport.write of the frame")
     args = parser.parse_args(argv)

@@ -20,7 +20,8 @@ b. ``latency``     2,000 connections (1,000 master+viewer pairs), open loop at f
    (5k, 10k, 20k msg/s, half master→viewer, half viewer→master); one-way p50/p99/p999.
 c. ``idle``        server RSS growth per idle authenticated connection (plain and TLS); both
    servers are restarted before each memory run so every run starts from a fresh process.
-d. ``connects``    SigV4-presigned connects (handshake complete) per second, 32 in flight; the
+d. ``connects``    SigV4-presigned connects (handshake complete) per second, 32 in flight
+   (``--connect-concurrency``), and the handshake's p50/p99; the
    URLs are presigned before the clock starts, so the client's signing cost is excluded.
 e. ``fanout``      1,000 viewers on one channel; master→viewers 1k msg/s and viewers→master
    1k msg/s; one-way p50/p99/p999.
@@ -36,7 +37,6 @@ import argparse
 import json
 import os
 import resource
-import shlex
 import shutil
 import signal
 import socket
@@ -140,13 +140,13 @@ class Server:
 
 class Signalite(Server):
     name = "signalite"
-    extra_args: tuple[str, ...] = ()
-    """More ``serve`` flags (``--signalite-args``), e.g. ``--no-metrics`` for an on/off comparison."""
+    extra: list[str] = []
+    """More ``serve`` flags (``--signalite-arg``)."""
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "signalite", "serve", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--http-port", str(self.http_port), "--quotas", "relaxed",
-                "--log-level", "warning", *self.extra_args]
+                "--log-level", "warning", *self.extra]
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -186,10 +186,11 @@ class Signalite(Server):
 class Reference(Server):
     name = "reference"
 
-    def __init__(self, data_dir: Path, cert_dir: Path, write: str = "direct") -> None:
+    def __init__(self, data_dir: Path, cert_dir: Path, write: str = "direct", backlog: int = 128) -> None:
         super().__init__(data_dir)
         self.cert_dir = cert_dir
         self.write = write
+        self.backlog = backlog
 
     @property
     def ca(self) -> str:
@@ -198,7 +199,8 @@ class Reference(Server):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "bench.reference_relay", "--port", str(self.http_port),
                 "--tls-port", str(self.port), "--tls-cert", str(self.cert_dir / "server.pem"),
-                "--tls-key", str(self.cert_dir / "server.key"), "--write", self.write]
+                "--tls-key", str(self.cert_dir / "server.key"), "--write", self.write,
+                "--backlog", str(self.backlog)]
 
     def wait_ready(self, deadline: float) -> None:
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
@@ -329,11 +331,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-write", choices=("direct", "aiohttp"), default="direct",
                         help="how the reference relay sends: one transport.write per frame like Signalite "
                              "(default, the ceiling), or aiohttp's awaited send_str")
+    parser.add_argument("--connect-concurrency", type=int, default=32,
+                        help="handshakes in flight in the connects scenario (default 32)")
+    parser.add_argument("--signalite-arg", action="append", default=[], metavar="ARG",
+                        help="an extra flag for signalite serve (repeat; e.g. --signalite-arg=--backlog=128)")
+    parser.add_argument("--reference-backlog", type=int, default=128,
+                        help="the reference relay's listen backlog (default 128, aiohttp's)")
     parser.add_argument("--json", type=Path, help="also write every run's raw result here")
-    parser.add_argument("--signalite-args", default="", help="extra `signalite serve` flags, e.g. --no-metrics")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs)")
     args = parser.parse_args(argv)
-    Signalite.extra_args = tuple(shlex.split(args.signalite_args))
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     _raise_nofile()
@@ -344,11 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": 50, "window": 100, "tp_duration": 2.0 if q else 5.0,
         "lat_conns": 1000 if q else 2000, "rates": [5000, 10000, 20000], "lat_duration": 1.5 if q else 3.0,
         "viewers": 1000, "fan_rate": 1000, "fan_duration": 2.0 if q else 5.0,
-        "idle_conns": 1000 if q else 2000, "conn_n": 1000 if q else 2000, "conn_conc": 32,
+        "idle_conns": 1000 if q else 2000, "conn_n": 1000 if q else 2000, "conn_conc": args.connect_concurrency,
     }
     tmp = Path(tempfile.mkdtemp(prefix="signalite-bench-"))
     t_start = time.monotonic()
     sig = Signalite(tmp / "signalite")
+    sig.extra = list(args.signalite_arg)
     sig.data_dir.mkdir()
     ref: Reference | None = None
     results: dict[str, Any] = {"params": P, "machine": machine()}
@@ -360,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         # The certificate Signalite would generate for itself, made first so the reference relay
         # serves the very same one (and can run without Signalite).
         ensure_local_tls(sig.data_dir, ["127.0.0.1"])
-        ref = Reference(tmp, sig.data_dir / "tls", args.reference_write)
+        ref = Reference(tmp, sig.data_dir / "tls", args.reference_write, args.reference_backlog)
         ref.start()
         servers: dict[str, Server] = {}
         n_channels = max(P["lat_conns"], P["idle_conns"]) // 2
@@ -439,8 +446,12 @@ def main(argv: list[str] | None = None) -> int:
                     concurrency=P["conn_conc"], tag=f"c{int(tls)}r{i}")), key)
                 results[key] = runs
                 kind = "TLS" if tls else "plain"
+                for r in (r for rs in runs.values() for r in rs if "handshake" in r):
+                    r["handshake_p50_us"], r["handshake_p99_us"] = r["handshake"]["p50_us"], r["handshake"]["p99_us"]
                 table.add(f"SigV4 connects/s, {kind}, {P['conn_n']} × {P['conn_conc']} in flight (wall)", runs,
                           "connects_per_s", "")
+                table.add(f"SigV4 connect handshake p50, {kind}", runs, "handshake_p50_us", "us")
+                table.add(f"SigV4 connect handshake p99, {kind}", runs, "handshake_p99_us", "us")
                 v = med([r.get("connects_per_server_cpu_s") for r in runs.get("signalite", []) if "error" not in r])
                 table.add(f"SigV4 connects per server CPU-second, {kind}", runs, "connects_per_server_cpu_s", "",
                           "" if tls else GOALS["connects"], verdict="" if tls else verdict(v, 2000, True))

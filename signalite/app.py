@@ -22,6 +22,7 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .context import BUS, CLOCK, HUB, KEYS, SETTINGS, STORE
 from .edge.auth import Authenticator
+from .edge.guard import Guard, install
 from .edge.rest import RestEdge, operation_table
 from .identity import iam, service, sts
 from .identity.authorize import AUTHORIZER, Authorizer
@@ -88,6 +89,7 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
     access_keys = AccessKeys(root, ServerKey.from_settings(settings.server_key, root.secret_access_key), clock)
     app[AUTHORIZER] = Authorizer(store, clock)
     auth = Authenticator(SigV4Verifier(skew_seconds=settings.clock_skew_seconds, clock=clock), access_keys)
+    install(app, Guard(settings, wire))  # timeouts and per-address limits (edge/guard.py)
     operations = operation_table(*controlplane.MODULES, *dataplane.MODULES, operator)
     edge = RestEdge(wire, auth, operations, settings.max_body_bytes, edge_stats,
                     query_operations={"iam": iam.OPERATIONS, "sts": sts.OPERATIONS})

@@ -62,9 +62,10 @@ LISTEN_BACKLOG = 4096
 
 
 async def _serve(settings: Settings) -> None:
-    from aiohttp import web
+    import ssl as ssl_module
 
     from .app import build_app
+    from .edge import guard
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     root = _root(settings)
@@ -80,7 +81,7 @@ async def _serve(settings: Settings) -> None:
         app = build_app(settings, root)
     except ValueError as exc:  # a malformed --store/--bus URL: say which, no traceback
         raise ConfigError(f"signalite: {exc}") from None
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = guard.runner(app)  # the header timeout is aiohttp's keep-alive timer
     try:
         await runner.setup()
     except ConnectionError as exc:  # store (or bus) unreachable at start-up: fail fast and say why
@@ -89,11 +90,15 @@ async def _serve(settings: Settings) -> None:
     except ConfigError:  # e.g. coturn or the STUN responder could not start
         await runner.cleanup()
         raise
-    sites = [web.SockSite(runner, listeners[0], ssl_context=server_context(tls))]
+    def site(sock: socket.socket, ssl: ssl_module.SSLContext | None) -> guard.GuardedSite:
+        return guard.GuardedSite(runner, app[guard.GUARD], sock, ssl_context=ssl, backlog=settings.backlog,
+                                 tls_handshake_timeout=settings.tls_handshake_timeout)
+
+    sites = [site(listeners[0], server_context(tls))]
     if len(listeners) > 1:
-        sites.append(web.SockSite(runner, listeners[1]))
-    for site in sites:
-        await site.start()
+        sites.append(site(listeners[1], None))
+    for listener in sites:
+        await listener.start()
     (settings.data_dir / ENDPOINT_FILE).write_text(json.dumps({
         "url": settings.advertised_url,
         "ca": str(tls.ca.resolve()) if tls.ca else None,
@@ -103,6 +108,7 @@ async def _serve(settings: Settings) -> None:
           + (f" (plain HTTP on port {settings.http_port})" if settings.http_port else ""), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    monitor = loop.create_task(_loop_monitor()) if _loop_log.isEnabledFor(logging.DEBUG) else None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
@@ -110,7 +116,30 @@ async def _serve(settings: Settings) -> None:
     from .app import drain  # noqa: PLC0415
 
     await drain(app)
+    if monitor is not None:
+        monitor.cancel()
     await runner.cleanup()
+
+
+_loop_log = logging.getLogger("signalite.loop")
+
+
+async def _loop_monitor(every: float = 10.0, tick: float = 0.1) -> None:
+    """``--log-level debug`` only: one line per ``every`` seconds with the number of asyncio tasks
+    and how late the event loop ran a timer due every ``tick`` (its lag: mean and worst), for
+    bench/soak.py and for an operator chasing a stall. It costs ten timer wake-ups a second."""
+    loop = asyncio.get_running_loop()
+    while True:
+        worst = total = 0.0
+        n = 0
+        start = loop.time()
+        while loop.time() - start < every:
+            due = loop.time() + tick
+            await asyncio.sleep(tick)
+            late = max(0.0, loop.time() - due)
+            worst, total, n = max(worst, late), total + late, n + 1
+        _loop_log.debug("loop: tasks=%d lag_mean_ms=%.2f lag_max_ms=%.2f", len(asyncio.all_tasks()),
+                        1000 * total / max(n, 1), 1000 * worst)
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:

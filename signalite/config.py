@@ -96,6 +96,25 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _positive(raw: str) -> float:
+    value = _float(raw)
+    if not value > 0:
+        raise ValueError(f"{raw.strip()} is not a positive number of seconds")
+    return value
+
+
+def _backlog(raw: str) -> int:
+    value = _int(raw)
+    if value < 1:
+        raise ValueError(f"{value} is not a positive backlog")
+    return value
+
+
+def _count_limit(raw: str) -> int | None:
+    """A count where 0 means "no limit" (returned as ``None``)."""
+    return _count(raw) or None
+
+
 def _account_id(raw: str) -> str:
     value = raw.strip()
     if not (len(value) == 12 and value.isdigit()):
@@ -223,6 +242,15 @@ class Quotas:
         60.0, "seconds between GO_AWAY and close", flag="go-away-grace", env="GO_AWAY_GRACE", parse=_seconds,
         metavar="SECONDS")
     max_frame_bytes: int = 64 * 1024
+    max_unauthenticated_per_ip: int | None = option(
+        256, "connections from one client address (an IPv6 /64) that have not yet had a request "
+        "authenticated; past it a connection is answered ClientLimitExceededException and closed (0 = no "
+        "limit; behind a proxy every client has the proxy's address)", flag="max-unauthenticated-per-ip",
+        env="MAX_UNAUTHENTICATED_PER_IP", parse=_count_limit, metavar="N", relaxed=None)
+    handshakes_per_ip_per_second: float | None = option(
+        50.0, "WebSocket upgrade attempts per second from one client address (an IPv6 /64), signed or "
+        "not, with a burst of as many (0 = no limit)", flag="handshakes-per-ip", env="HANDSHAKES_PER_IP",
+        parse=_limit, metavar="RATE", relaxed=None)
     channels_per_account: int = option(
         10_000, "channels per account and region", flag="channels-per-account", env="CHANNELS_PER_ACCOUNT",
         parse=_count, metavar="N")
@@ -301,6 +329,20 @@ class Settings:
                                        metavar="TOKEN", secret=True, shown="none")
     log_format: str = option("text", "log line format", choices=("text", "json"))
     log_payloads: bool = option(False, "include SDP and ICE payloads in logs (off: they never appear)")
+    backlog: int = option(4096, "listen backlog: connections the kernel queues for each listener before "
+                          "they are accepted (capped by net.core.somaxconn)", parse=_backlog, metavar="N")
+    header_timeout: float = option(
+        20.0, "seconds a connection has to deliver a complete request head, from its opening and from the "
+        "end of its previous response (closes silent sockets, slow headers and idle keep-alive)",
+        parse=_positive, metavar="SECONDS")
+    body_timeout: float = option(
+        10.0, "seconds a request body may take, plus one second per --body-min-rate bytes received",
+        parse=_positive, metavar="SECONDS")
+    body_min_rate: float | None = option(
+        1024.0, "slowest request body accepted, in bytes per second past --body-timeout (0 = no body "
+        "timeout)", parse=_limit, metavar="BYTES/S")
+    tls_handshake_timeout: float = option(
+        10.0, "seconds a connection has to complete its TLS handshake", parse=_positive, metavar="SECONDS")
     node_name: str | None = option(None, "name of this node in a cluster", flag="node-id", env="NODE_ID",
                                    metavar="NAME", shown="HOST:PORT, the machine's name standing in for a wildcard --host")
     max_body_bytes: int = 1024 * 1024

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Callable, Iterable, Mapping, NamedTuple
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus
 
 from ..clock import Clock, SystemClock
 from .principal import Caller, Principal
@@ -292,6 +292,45 @@ def _signed_header_names(value: str) -> tuple[tuple[str, ...], str]:
     return tuple(lowered.split(";")), lowered
 
 
+_SINGLE_HEADERS = (
+    ("Authorization", "IncompleteSignatureException", 400),
+    ("X-Amz-Date", "IncompleteSignatureException", 400),
+    ("X-Amz-Security-Token", "UnrecognizedClientException", 403),
+    ("Host", "IncompleteSignatureException", 400),
+)
+"""Headers SigV4 reads one value of, and what a request that repeats one is refused with. AWS joins
+a repeated header's values with a comma before it reads them, so a second Authorization header makes
+the first unparseable (IncompleteSignatureException, 400, as observed), two dates are not a date
+(the same), and two session tokens are not a token AWS minted (UnrecognizedClientException, 403).
+Reading only the first value instead would let a signed request carry an unchecked second one."""
+
+_SINGLE_PARAMS = frozenset(("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                            "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"))
+"""Presigned-URL parameters that must appear once (the query split keeps only the last of a name)."""
+
+
+def refuse_repeated(headers: Mapping[str, str], get_all: Callable[[str], list[str]] | None, query: str) -> None:
+    """Raise :class:`AuthError` if a request repeats a header of :data:`_SINGLE_HEADERS` (only
+    a multi-valued ``headers`` can: ``get_all`` is its ``getall``) or a SigV4 parameter of its
+    query string (a name percent-encoded differently is the same name once decoded)."""
+    if get_all is not None:
+        for name, code, status in _SINGLE_HEADERS:
+            if name in headers and len(get_all(name)) > 1:
+                raise AuthError(code, f"The request must not repeat the '{name}' header.", status)
+    if "X-Amz-" not in query and "%" not in query:
+        return
+    seen: set[str] = set()
+    for field in query.split("&"):
+        name = field.partition("=")[0]
+        if "%" in name or "+" in name:
+            name = unquote_plus(name, errors="replace")
+        if name in _SINGLE_PARAMS:
+            if name in seen:
+                raise AuthError("IncompleteSignatureException",
+                                f"AWS query-string parameters must not repeat '{name}'.", 400)
+            seen.add(name)
+
+
 class SigV4Verifier:
     """Verifies requests against keys the caller resolved, or else from ``lookup``.
 
@@ -318,6 +357,7 @@ class SigV4Verifier:
         it (the edge does, asynchronously, from :func:`header_credential`); without it the
         verifier's own lookup is asked. ``service`` is the service the credential scope must
         name (default: the verifier's)."""
+        refuse_repeated(headers, get_all, query)
         auth = headers.get("Authorization")
         if not auth:
             if "X-Amz-Signature" in query or "X-Amz-Credential" in query:
@@ -377,6 +417,7 @@ class SigV4Verifier:
         the parameters too); otherwise it is computed here. ``key`` and ``service``: as for
         :meth:`verify_headers`.
         """
+        refuse_repeated({}, None, query)
         params, canonical = split if split is not None else split_presigned_query(query)
         for required in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature"):
             if not params.get(required):

@@ -33,7 +33,19 @@ CLIENT_LIMIT = "ClientLimitExceededException"
 ID_PATTERN = re.compile(r"[a-zA-Z0-9_.-]{1,256}")
 """ClientId / recipientClientId / correlationId: 1..256 of ``[a-zA-Z0-9_.-]``."""
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps_utf8 = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
+def _dumps(value: Any) -> str:
+    """JSON for a frame the server sends, which goes out as UTF-8. A client's string may hold a
+    lone surrogate (JSON lets it write ``"\\ud800"``), which UTF-8 cannot encode: a payload
+    that is not ASCII (base64 always is) is written with every non-ASCII character escaped, the
+    same string to any JSON reader, and always encodable."""
+    if type(value) is str and value.isascii():
+        return _dumps_utf8(value)
+    return _dumps_ascii(value)
+
 _loads = json.loads
 
 

@@ -49,7 +49,7 @@ from .frames import (
     decoded_size,
     valid_id,
 )
-from .quotas import TokenBucket, bucket
+from .quotas import BucketTable, TokenBucket, bucket, table
 from .stats import BUFFERED, DELIVERED, EXPIRED, REJECTED, REPLACED, RouterStats, message_type
 
 
@@ -205,9 +205,9 @@ class Conn:
 
 
 class Channel:
-    __slots__ = ("arn", "ttl", "master", "viewers", "real_viewers", "pending", "checks", "connects")
+    __slots__ = ("arn", "ttl", "master", "viewers", "real_viewers", "pending", "checks")
 
-    def __init__(self, arn: str, ttl: float, connects: TokenBucket | None) -> None:
+    def __init__(self, arn: str, ttl: float) -> None:
         self.arn = arn
         self.ttl = ttl
         self.master: Conn | None = None
@@ -219,7 +219,6 @@ class Channel:
         self.checks: dict[str, float] = {}
         """Recipient key (the same keys as ``pending``) → when the sweep next looks at its envelopes:
         the earliest expiry among them (or earlier), with an entry in the router's expiry heap."""
-        self.connects = connects
 
     def conns(self) -> list[Conn]:
         out = list(self.viewers.values())
@@ -307,6 +306,11 @@ class Router:
         recipient's retained envelopes (see ``Channel.checks``; an entry whose time is no longer the
         recipient's check time is stale and skipped)."""
         self._seq = seq
+        self._connects: BucketTable[tuple[str, bool]] | None = table(quotas.connects_per_second_per_channel)
+        """Accepted connects by (channel ARN, is master): ConnectAsMaster and ConnectAsViewer are
+        each limited per channel (AWS: 3 TPS each). The buckets live here, not on the Channel,
+        which is forgotten when its last socket closes: connect-and-close churn must not get a
+        fresh bucket each time. The table forgets a bucket once it has refilled."""
 
     # --- the live trace ------------------------------------------------------------------------
     def take_notes(self) -> list[TraceNote]:
@@ -333,12 +337,11 @@ class Router:
         if arn in self._deleted:
             raise Refused("ResourceNotFoundException", "The requested channel is not found or not active.", 404)
         ch = self.channels.get(arn)
-        connects = self._admit(ch, client_id, now) if not virtual else None
+        if not virtual:  # a server-side peer is not a client connect
+            self._admit(arn, ch, client_id, now)
         actions: list[Action] = []
         if ch is None:
-            if virtual:
-                connects = bucket(self.quotas.connects_per_second_per_channel, now)
-            ch = Channel(arn, ttl, connects)
+            ch = Channel(arn, ttl)
             self.channels[arn] = ch
             actions.append(Subscribe(arn))
         else:
@@ -377,9 +380,9 @@ class Router:
                     self._note(arn, outcome, env.msg_type, env.sender, env.recipient, now, frame=env.frame)
         return conn, actions
 
-    def _admit(self, ch: Channel | None, client_id: str | None, now: float) -> TokenBucket | None:
-        """The viewer quota and the channel's connect rate; the channel's connect bucket (a new
-        one, its first token spent, for a channel this node does not hold yet)."""
+    def _admit(self, arn: str, ch: Channel | None, client_id: str | None, now: float) -> None:
+        """The viewer quota, then the channel's connect rate for the role: a token is spent only
+        by a connect that every other check let through (a rate of accepted handshakes)."""
         q = self.quotas
         if client_id is not None and q.max_viewers_per_channel is not None:
             count = ch.real_viewers if ch is not None else 0
@@ -387,15 +390,11 @@ class Router:
             if (existing is None or existing.virtual) and count >= q.max_viewers_per_channel:
                 raise Refused(CLIENT_LIMIT, f"The channel already has the maximum of "
                                             f"{q.max_viewers_per_channel} connected viewers.")
-        if ch is None:
-            connects = bucket(q.connects_per_second_per_channel, now)
-            if connects is not None:
-                connects.take(now)
-            return connects
-        if ch.connects is not None and not ch.connects.take(now):
-            raise Refused(CLIENT_LIMIT, f"Too many connections to this channel; the limit is "
+        connects = self._connects
+        if connects is not None and not connects.take((arn, client_id is None), now):
+            role = "master" if client_id is None else "viewer"
+            raise Refused(CLIENT_LIMIT, f"Too many {role} connections to this channel; the limit is "
                                         f"{q.connects_per_second_per_channel:g} per second.")
-        return ch.connects
 
     def disconnect(self, conn: Conn, now: float) -> list[Action]:
         """The socket is gone (closed by either side)."""
@@ -727,6 +726,10 @@ class Router:
     def retained(self, arn: str, key: str) -> list[Envelope]:
         ch = self.channels.get(arn)
         return list(ch.pending.get(key, ())) if ch is not None else []
+
+    def remembered_connects(self) -> int:
+        """Connect-rate buckets held (bounded by the channels and roles connected to lately)."""
+        return len(self._connects) if self._connects is not None else 0
 
     def scheduled(self) -> "Scheduled":
         """What the sweep will look at: entries in its three schedules (their memory is bounded

@@ -48,6 +48,12 @@ LEGACY = {
     "--drain-timeout": "SIGNALITE_DRAIN_TIMEOUT", "--node-id": "SIGNALITE_NODE_ID",
     "--metrics": "SIGNALITE_METRICS", "--metrics-token": "SIGNALITE_METRICS_TOKEN",
     "--log-format": "SIGNALITE_LOG_FORMAT", "--log-payloads": "SIGNALITE_LOG_PAYLOADS",
+    # new in issue 11
+    "--backlog": "SIGNALITE_BACKLOG", "--header-timeout": "SIGNALITE_HEADER_TIMEOUT",
+    "--body-timeout": "SIGNALITE_BODY_TIMEOUT", "--body-min-rate": "SIGNALITE_BODY_MIN_RATE",
+    "--tls-handshake-timeout": "SIGNALITE_TLS_HANDSHAKE_TIMEOUT",
+    "--max-unauthenticated-per-ip": "SIGNALITE_MAX_UNAUTHENTICATED_PER_IP",
+    "--handshakes-per-ip": "SIGNALITE_HANDSHAKES_PER_IP",
 }
 ENV_ONLY = {"SIGNALITE_ACCESS_KEY_ID", "SIGNALITE_SECRET_ACCESS_KEY", "SIGNALITE_ACCOUNT_ID", "SIGNALITE_SERVER_KEY"}
 
@@ -207,3 +213,22 @@ def test_a_plain_settings_object_needs_no_environment():
     s = Settings(port=443, quotas=Quotas.profile("relaxed", max_viewers_per_channel=3), go_away_frames=True)
     assert s.advertised_url == "https://127.0.0.1" and s.quotas.max_viewers_per_channel == 3
     assert dataclasses.replace(s, tls_san=("a.example",)).tls_san == ("a.example",)
+
+
+def test_timeouts_backlog_and_per_address_limits():
+    s = settings()
+    assert (s.backlog, s.header_timeout, s.body_timeout, s.body_min_rate, s.tls_handshake_timeout) == (
+        4096, 20, 10, 1024, 10)
+    assert (s.quotas.max_unauthenticated_per_ip, s.quotas.handshakes_per_ip_per_second) == (256, 50)
+    relaxed = settings("--quotas", "relaxed")
+    assert relaxed.quotas.max_unauthenticated_per_ip is None and relaxed.quotas.handshakes_per_ip_per_second is None
+    assert relaxed.header_timeout == 20  # timeouts protect the server in every profile
+    given = settings("--backlog", "128", "--header-timeout", "1.5", "--body-min-rate", "0",
+                     "--max-unauthenticated-per-ip", "0", HANDSHAKES_PER_IP="7")
+    assert (given.backlog, given.header_timeout, given.body_min_rate) == (128, 1.5, None)
+    assert (given.quotas.max_unauthenticated_per_ip, given.quotas.handshakes_per_ip_per_second) == (None, 7)
+    for flags in (["--backlog", "0"], ["--header-timeout", "0"], ["--tls-handshake-timeout", "-1"]):
+        with pytest.raises(SystemExit):
+            settings(*flags)
+    with pytest.raises(ConfigError):
+        settings(HEADER_TIMEOUT="0")

@@ -600,3 +600,79 @@ def test_a_traced_channel_notes_every_outcome_and_an_untraced_one_nothing():
     w.tick(61)
     assert [(n.event, n.payload) for n in w.router.take_notes()] == [("expired", "Yg==")]
     assert (v.sent, m.received, m.sent) == (2, 2, 2)
+
+
+# --- the connect rate: accepted handshakes per channel and role, across connect-and-close churn ----
+
+def test_connect_and_close_churn_does_not_refill_the_connect_rate():
+    w = World(connects_per_second_per_channel=3)
+    accepted = 0
+    for _ in range(20):  # 20 connect-and-close cycles within one second
+        try:
+            m = w.connect()
+        except Refused as exc:
+            assert exc.code == "ClientLimitExceededException"
+            continue
+        accepted += 1
+        w.run(w.router.disconnect(m, w.now))
+        assert ARN not in w.router.channels  # the channel is forgotten, its connect rate is not
+        w.now += 0.01
+    assert accepted == 3
+    w.now += 1 / 3  # a third of a second refills one token
+    w.connect()
+
+
+def test_master_and_viewer_connects_have_separate_rates():
+    w = World(connects_per_second_per_channel=3, max_viewers_per_channel=None)
+    for _ in range(3):
+        w.connect()
+    with pytest.raises(Refused):
+        w.connect()
+    for i in range(3):  # ConnectAsViewer has its own 3 per second
+        w.connect(f"v{i}")
+    with pytest.raises(Refused) as exc:
+        w.connect("v3")
+    assert "viewer" in exc.value.message
+
+
+def test_refused_connects_spend_no_token():
+    w = World(connects_per_second_per_channel=3, max_viewers_per_channel=1)
+    w.connect("a")
+    for _ in range(10):  # refused by the viewer quota: not accepted, not counted
+        with pytest.raises(Refused):
+            w.connect("b")
+    w.connect("a")  # a reconnect of the same viewer is accepted (2nd token)
+    w.connect("a")  # 3rd
+    with pytest.raises(Refused) as exc:
+        w.connect("a")
+    assert "per second" in exc.value.message
+
+
+def test_virtual_viewers_spend_no_connect_token():
+    w = World(connects_per_second_per_channel=3)
+    for i in range(10):
+        w.connect(f"alexa{i}", virtual=True)
+    for i in range(3):
+        w.connect(f"v{i}")
+
+
+def test_connect_buckets_are_forgotten_once_refilled():
+    w = World(connects_per_second_per_channel=3)
+    for i in range(1000):  # a churn over 1,000 channels in one second
+        arn = ARN.replace("/c/", f"/c{i}/")
+        conn, actions = w.router.connect(arn, None, 60, w.now, Sock("m"))
+        w.run(actions)
+        w.run(w.router.disconnect(conn, w.now))
+        w.now += 0.001
+    assert w.router.remembered_connects() == 1000
+    assert not w.router.channels
+    w.now += 1.0  # every bucket has refilled: the next connect forgets them all
+    w.connect()
+    assert w.router.remembered_connects() == 1
+
+
+def test_no_connect_rate_holds_no_buckets():
+    w = World(connects_per_second_per_channel=None)
+    for _ in range(50):
+        w.run(w.router.disconnect(w.connect(), w.now))
+    assert w.router.remembered_connects() == 0
