@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..clock import Clock
-from .base import CTL, MSG, Bus, Control, Envelope, Handler, Message
+from .base import CTL, MSG, Bus, BusUnavailable, Control, Envelope, Handler, Limits, MailHandler, Message, Registration
 
 
 def open_bus(url: str | None, clock: Clock | None = None) -> Bus:
@@ -12,7 +12,7 @@ def open_bus(url: str | None, clock: Clock | None = None) -> Bus:
     if scheme == "local":
         from .local import LocalBus
 
-        return LocalBus()
+        return LocalBus(clock)
     if scheme in ("redis", "rediss"):
         from .redis import RedisBus
 
@@ -20,4 +20,5 @@ def open_bus(url: str | None, clock: Clock | None = None) -> Bus:
     raise ValueError(f"unsupported bus URL {url!r}: use local:// or redis://host:port")
 
 
-__all__ = ["Bus", "Control", "Envelope", "Handler", "Message", "MSG", "CTL", "open_bus"]
+__all__ = ["Bus", "BusUnavailable", "Control", "Envelope", "Handler", "Limits", "MailHandler", "Message",
+           "Registration", "MSG", "CTL", "open_bus"]

@@ -21,7 +21,7 @@ from ..aws.wire import ServiceWire
 from ..bus import open_bus
 from ..context import BUS, CLOCK, HUB, SETTINGS, STORE
 from ..edge.auth import Authenticator
-from .hub import Hub
+from .hub import Hub, _NotStarted
 
 
 def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> None:
@@ -29,7 +29,8 @@ def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> Non
     one), and open the bus (``app[BUS]``) and the hub (``app[HUB]``) with the application."""
     settings = app[SETTINGS]
     hub = Hub(settings, auth, app[CLOCK], errors, app[metrics.EDGE_STATS])
-    app[metrics.REGISTRY].register(metrics.RouterCollector(lambda: hub.router))
+    app[metrics.REGISTRY].register(metrics.RouterCollector(
+        lambda: hub.router, lambda: None if isinstance(hub.bus, _NotStarted) else hub.bus.retained_count()))
     connect = hub.handle_connect
     app.router.add_get("/", connect)
     path = urlsplit(settings.advertised_url).path.rstrip("/")

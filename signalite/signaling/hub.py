@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 from aiohttp import WSMsgType, web
 
 from .. import channel as channels
 from ..aws.sigv4 import AuthError
 from ..aws.wire import ServiceWire
-from ..bus.base import Bus, Message
+from ..bus.base import Bus, BusUnavailable, Envelope, Limits, Message
 from ..clock import Clock, wait_for
 from ..config import Settings
 from ..edge import answers
@@ -32,14 +33,18 @@ from . import frames, handshake
 from .router import (
     CLOSE_GOING_AWAY,
     CLOSE_UNSUPPORTED,
+    MASTER,
     Action,
     Close,
     Conn,
+    Post,
     Publish,
     Refused,
     Router,
     Send,
     Subscribe,
+    Unregister,
+    refusal,
 )
 from .session import Session
 
@@ -108,9 +113,11 @@ class _VirtualHandle:
     def __init__(self, peer: VirtualViewer) -> None:
         self.peer = peer
 
-    def send(self, text: str) -> None:
-        if not self.peer._closed:
-            self.peer._queue.put_nowait(text)
+    def send(self, text: str) -> bool:
+        if self.peer._closed:
+            return False
+        self.peer._queue.put_nowait(text)
+        return True
 
     def close(self, code: int, reason: str) -> None:
         self.peer._closed = True
@@ -136,6 +143,14 @@ class Hub:
         self.max_frame = max(self.quotas.max_frame_bytes, self.quotas.max_payload_bytes * 4 // 3 + 4096)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self.limits = Limits(self.quotas.max_viewers_per_channel, self.quotas.connects_per_second_per_channel)
+        """What the bus's registration enforces across the cluster."""
+        self._tokens = itertools.count(1)
+        self._conns: dict[int, Conn] = {}
+        """Registration token → connection, for the bus's deliveries (see MailHandler)."""
+        self._early: set[int] = set()
+        """Tokens registered but not yet connected in the router, and those of them taken over meanwhile."""
+        self._taken_early: set[int] = set()
 
     # --- lifecycle -----------------------------------------------------------------------------
     @property
@@ -148,6 +163,7 @@ class Hub:
         """Serve with ``store`` and ``bus`` (opened by their own cleanup contexts)."""
         self.store = store
         self.bus = bus
+        bus.set_mail_handler(self)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def _sweep(self) -> None:
@@ -156,7 +172,9 @@ class Hub:
         while True:
             await clock.sleep(interval)
             try:
-                self.run(self.router.tick(clock.now()))
+                now = clock.now()
+                self.run(self.router.tick(now))
+                self.bus.tick(now)
             except Exception:  # the sweep must survive anything
                 log.exception("signaling sweep failed")
 
@@ -215,10 +233,17 @@ class Hub:
         for action in actions:
             if isinstance(action, Send):
                 action.conn.handle.send(action.text)
-            elif isinstance(action, Publish):
-                self.bus.publish(action.topic, action.message)
+            elif isinstance(action, Post):
+                self.bus.post(action.topic, action.envelope)
             elif isinstance(action, Close):
                 action.conn.handle.close(action.code, action.reason)
+            elif isinstance(action, Unregister):
+                conn = action.conn
+                if self._conns.get(conn.token) is conn:
+                    del self._conns[conn.token]
+                self.bus.unregister(conn.channel.arn, conn.key, conn.token)
+            elif isinstance(action, Publish):
+                self.bus.publish(action.topic, action.message)
             elif isinstance(action, Subscribe):
                 self.bus.subscribe(action.topic, self._on_bus)
             else:
@@ -229,14 +254,72 @@ class Hub:
         if actions:
             self.run(actions)
 
+    # --- the bus's mailboxes call back here (bus.base.MailHandler) ------------------------------
+    def deliver(self, token: int, envelopes: Sequence[Envelope]) -> int:
+        """Messages for connection ``token``: written in order; returns how many were (a socket
+        that is closing takes none, and the bus keeps them for the key's next connection)."""
+        conn = self._conns.get(token)
+        if conn is None:
+            return 0
+        written = 0
+        for action in self.router.deliver_mail(conn, envelopes, self.clock.now()):
+            if not action.conn.handle.send(action.text):  # type: ignore[union-attr]
+                break
+            written += 1
+        return written
+
+    def taken_over(self, token: int) -> None:
+        conn = self._conns.get(token)
+        if conn is not None:
+            self.run(self.router.taken_over(conn, self.clock.now()))
+        elif token in self._early:
+            self._taken_early.add(token)
+
+    def lost(self, token: int) -> None:
+        conn = self._conns.get(token)
+        if conn is not None:
+            self.run(self.router.lost(conn, self.clock.now()))
+        elif token in self._early:
+            self._taken_early.add(token)
+
+    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
+        self.router.outcome(msg_type, outcome, count)
+
+    async def _register(self, arn: str, client_id: str | None, *, virtual: bool) -> tuple[int, str | None]:
+        """Register a connection with the bus (cluster-wide limits, takeover): its token and,
+        when refused, why. Raises BusUnavailable."""
+        token = next(self._tokens)
+        self._early.add(token)
+        try:
+            reg = await self.bus.register(arn, MASTER if client_id is None else client_id, token,
+                                          virtual=virtual, limits=self.limits)
+        except BaseException:
+            self._early.discard(token)
+            raise
+        if reg.refused is not None:
+            self._early.discard(token)
+        return token, reg.refused
+
+    def _connected(self, conn: Conn) -> list[Action]:
+        """The router has the registered connection: deliveries may find it now."""
+        token = conn.token
+        self._early.discard(token)
+        self._conns[token] = conn
+        if token in self._taken_early:  # taken over while its handshake was under way
+            self._taken_early.discard(token)
+            return self.router.taken_over(conn, self.clock.now())
+        return []
+
     # --- channel events (ChannelEvents, for the control plane) --------------------------------
     def channel_updated(self, channel: Resource) -> None:
         """UpdateSignalingChannel: the new TTL applies to messages sent from now on."""
         self.run(self.router.update_ttl(channel.arn, channels.message_ttl(channel)))
 
     def channel_deleted(self, arn: str) -> None:
-        """DeleteSignalingChannel: close the channel's sockets, drop retained messages."""
+        """DeleteSignalingChannel: close the channel's sockets (on every node), drop its presence
+        and retained messages."""
         self.run(self.router.delete_channel(arn))
+        self.bus.drop_channel(arn)
 
     def go_away(self, arn: str, reconnect_ice_server: bool = False) -> int:
         """The operator's GO_AWAY (closed after the grace) or RECONNECT_ICE_SERVER to a channel's
@@ -262,13 +345,18 @@ class Hub:
         if the channel was deleted.
         """
         peer = VirtualViewer(self, client_id)
+        token, _ = await self._register(channel.arn, client_id, virtual=True)  # virtual: never refused
         try:
             conn, actions = self.router.connect(channel.arn, client_id, channels.message_ttl(channel),
-                                                self.clock.now(), peer.handle, virtual=True)
+                                                self.clock.now(), peer.handle, virtual=True, token=token)
         except Refused as exc:
+            self._early.discard(token)
+            self.bus.unregister(channel.arn, client_id, token)
             raise LookupError(exc.message) from None
         peer._conn = conn
+        actions += self._connected(conn)
         self.run(actions)
+        self.bus.start(channel.arn, client_id, token)
         return peer
 
     # --- the WSS endpoint ----------------------------------------------------------------------
@@ -296,11 +384,24 @@ class Hub:
         decision = handshake.admit(query, principal, resource, now)
         if isinstance(decision, handshake.Refuse):
             return self._refuse(request, decision)
+        key = MASTER if decision.client_id is None else decision.client_id
+        try:
+            token, refused = await self._register(decision.arn, decision.client_id, virtual=False)
+        except BusUnavailable as exc:
+            return self._refuse(request, handshake.Refuse(503, "ServiceUnavailableException",
+                                                          f"Signaling is unavailable right now ({exc}); retry."))
+        if refused is not None:
+            limit = refusal(refused, self.quotas)
+            return self._refuse(request, handshake.Refuse(limit.status, limit.code, limit.message))
         session = Session()
         try:
-            conn, actions = self.router.connect(decision.arn, decision.client_id, decision.ttl, now, session)
+            conn, actions = self.router.connect(decision.arn, decision.client_id, decision.ttl, self.clock.now(),
+                                                session, token=token)
         except Refused as exc:
+            self._early.discard(token)
+            self.bus.unregister(decision.arn, key, token)
             return self._refuse(request, handshake.Refuse(exc.status, exc.code, exc.message))
+        actions += self._connected(conn)
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         protocols = tuple(p.strip() for p in offered.split(",") if p.strip())[:1]
         ws = web.WebSocketResponse(protocols=protocols, autoping=True, compress=False,
@@ -320,6 +421,7 @@ class Hub:
                      extra={"event": "connect", "role": role, "channel": decision.arn,
                             "client_id": decision.client_id, "account": principal.account_id,
                             "remote": request.remote})
+        decision_arn = decision.arn
         del query, principal, resource, offered, protocols, decision  # only the socket's state stays
         # The receive loop is inline (not a helper coroutine): one frame less per idle socket.
         router = self.router
@@ -328,6 +430,8 @@ class Hub:
             if actions:
                 self.run(actions)
             del actions
+            if conn.alive:
+                self.bus.start(decision_arn, key, token)
             while True:
                 msg = await ws.receive()
                 kind = msg.type
