@@ -39,7 +39,7 @@ def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> Non
         app.router.add_get(path + "/", connect)
 
     async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
-        bus = open_bus(settings.bus_url, app[CLOCK])
+        bus = open_bus(settings.bus_url, app[CLOCK], settings.node_id)
         await bus.open()
         app[BUS] = bus
         yield

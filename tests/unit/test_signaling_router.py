@@ -9,13 +9,24 @@ from typing import Any
 
 import pytest
 
-from signalite.bus.base import Envelope
+from signalite.bus.base import Envelope, Limits
 from signalite.bus.local import LocalBus
 from signalite.config import Quotas
 from signalite.signaling import frames
-from signalite.bus.base import Limits
-from signalite.signaling.router import (Action, Close, ConnState, Post, Publish, Refused, Router, Send, Subscribe, Unregister,
-                                        Unsubscribe, refusal)
+from signalite.signaling.router import (
+    Action,
+    Close,
+    ConnState,
+    Post,
+    Publish,
+    Refused,
+    Router,
+    Send,
+    Subscribe,
+    Unregister,
+    Unsubscribe,
+    refusal,
+)
 
 # Channel events, as the hub raises them (each returns the Publish that every node applies).
 CTL_TTL, CTL_DELETE, CTL_GO_AWAY, CTL_RECONNECT_ICE = "ttl", "delete", "go_away", "reconnect_ice_server"
