@@ -22,6 +22,7 @@ from .context import BUS, CLOCK, HUB, KEYS, SETTINGS, STORE
 from .edge.auth import Authenticator
 from .edge.rest import RestEdge, operation_table
 from .store import open_store
+from .store.cache import CachingStore
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -62,7 +63,8 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[KEYS] = keys
-    store = open_store(settings.store_url)  # a malformed --store URL fails here, before any I/O
+    # A malformed --store URL fails here, before any I/O; the cache is kept right by the bus.
+    store = CachingStore(open_store(settings.store_url))
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.open()

@@ -187,6 +187,13 @@ class Bus(ABC):
         """The hub's periodic sweep (an in-memory bus expires retained messages here)."""
         return None
 
+    def feed_epoch(self, topic: str) -> int | None:
+        """None while this node may be missing what others publish on ``topic`` (its
+        subscription is down or not confirmed yet);
+        else a number that changes whenever it may have missed some (per-node caches that
+        other nodes invalidate over the bus start over then). Always 0 in one process."""
+        return 0
+
     def retained_count(self) -> int | None:
         """Messages this bus retains right now, when it knows cheaply (metrics); else None."""
         return None

@@ -204,6 +204,7 @@ class RedisBus(Bus):
         self._seq = 0                             # sequence number of this node's last publish
         self._last_seq: dict[bytes, int] = {}     # highest sequence number seen per other node
         self._batch = 0
+        self._epoch = 0
         self._sha = ""
         self._mail: MailHandler = _NoMail()
         self._regs: dict[int, _Reg] = {}
@@ -284,6 +285,13 @@ class RedisBus(Bus):
         if self._reader_error is not None:
             raise ConnectionError(f"Redis subscription connection down: {self._reader_error}")
         return True
+
+    def feed_epoch(self, topic: str) -> int | None:
+        if self._client is None or self._reader_error is not None:
+            return None
+        if self._topic_prefix + topic.encode() not in self._confirmed:
+            return None
+        return self._epoch
 
     @property
     def available(self) -> bool:
@@ -636,6 +644,7 @@ class RedisBus(Bus):
                 await self._read_one(pubsub, timeout=None)
                 if self._reader_error is not None:
                     self._reader_error = None
+                    self._epoch += 1  # what others published meanwhile may be lost
                     self._catch_up()  # notices may have been missed while it was down
                 attempt = 0
             except asyncio.CancelledError:

@@ -21,6 +21,7 @@ from ..aws.wire import ServiceWire
 from ..bus import open_bus
 from ..context import BUS, CLOCK, HUB, SETTINGS, STORE
 from ..edge.auth import Authenticator
+from ..store.cache import CachingStore
 from .hub import Hub, _NotStarted
 
 
@@ -42,6 +43,9 @@ def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> Non
         bus = open_bus(settings.bus_url, app[CLOCK], settings.node_id)
         await bus.open()
         app[BUS] = bus
+        store = app[STORE]
+        if isinstance(store, CachingStore):
+            store.attach(bus)  # channel records cached per node, invalidated over the bus
         yield
         await bus.close()
 
