@@ -379,7 +379,11 @@ class Hub:
         except AuthError as exc:
             return self._refuse(request, handshake.refuse_auth(exc))
         arn = handshake.channel_arn(query)
-        resource = await self.store.get_by_arn(arn) if arn is not None else None
+        try:
+            resource = await self.store.get_by_arn(arn) if arn is not None else None
+        except ConnectionError as exc:  # the store is unreachable: retriable, at once
+            return self._refuse(request, handshake.Refuse(503, "ServiceUnavailableException",
+                                                          f"Signaling is unavailable right now ({exc}); retry."))
         now = self.clock.now()
         decision = handshake.admit(query, principal, resource, now)
         if isinstance(decision, handshake.Refuse):

@@ -397,7 +397,7 @@ async def test_random_connects_moves_and_posts_deliver_each_message_once_in_orde
     senders = [(f"s{i}", ns[i % count]) for i in range(4)]
     where: dict[str, tuple[Node, int] | None] = {k: None for k in keys}
     sent: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for step in range(300):
+    for _step in range(300):
         r = rnd.random()
         key = rnd.choice(keys)
         if r < 0.55:
