@@ -101,7 +101,7 @@ async def test_updates_and_deletes_reach_every_node(make_cluster, name):
                                          SingleMasterConfiguration={"MessageTtlSeconds": 120})
     for node in c.nodes:
         kv = node.boto()
-        eventually(lambda: kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]
+        eventually(lambda kv=kv: kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]
                    ["SingleMasterConfiguration"]["MessageTtlSeconds"] == 120, what="the update on every node")
     masters = [await connect(node, arn) for node in c.nodes[:1]]
     viewers = [await connect(node, arn, f"v{i}") for i, node in enumerate(c.nodes)]
@@ -236,10 +236,11 @@ async def test_a_seeded_random_race_of_connects_moves_and_sends_delivers_exactly
     for v in ids:  # a marker per direction closes each stream
         mark = f"end>{v}"
         await master.send("ICE_CANDIDATE", payload(mark), recipient=v)
-        await eventually_async(lambda: _has(got_by[v], mark), what=f"the end marker at {v}")
+        await eventually_async(lambda v=v, mark=mark: _has(got_by[v], mark), what=f"the end marker at {v}")
         back = f"end<{v}"
         await viewers[v].send("ICE_CANDIDATE", payload(back))
-        await eventually_async(lambda: _has([t for _, t in got_master], back), what=f"the end marker from {v}")
+        await eventually_async(lambda back=back: _has([t for _, t in got_master], back),
+                               what=f"the end marker from {v}")
     for v in ids:
         assert [t for t in got_by[v] if not t.startswith("end")] == sent_to[v]
         assert [t for s, t in got_master if s == v and not t.startswith("end")] == sent_from[v]
