@@ -614,7 +614,7 @@ class RedisBus(Bus):
         while not self._closing:
             try:
                 async with asyncio.timeout(COMMAND_TIMEOUT):  # not wait_for: on 3.11 it can swallow a cancel
-                    result = await client.evalsha(self._sha, 0, *args)  # type: ignore[misc]
+                    result = await client.evalsha(self._sha, 0, *args)
                 if self._writer_error is not None:
                     log.info("Redis bus writing again")
                 self._writer_error = None

@@ -93,7 +93,8 @@ class Retention:
 
     def expire(self, now: float) -> list[Envelope]:
         """Drop messages past their expiry; returns them (for counting)."""
-        heap, checks, out = self._heap, self._checks, []
+        heap, checks = self._heap, self._checks
+        out: list[Envelope] = []
         while heap and heap[0][0] <= now:
             at, _, key = heappop(heap)
             if checks.get(key) != at:
