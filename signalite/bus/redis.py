@@ -436,9 +436,10 @@ class RedisBus(Bus):
             self._take(reg)
             return
         status = result[0]
-        if status == b"gone":
-            del self._regs[reg.token]
-            self._mail.lost(reg.token)
+        if status == b"gone":  # taken over (its notice is on the way) or reaped
+            self._mail.lost(reg.token)  # the hub closes it and unregisters with what it wrote
+            if self._regs.get(reg.token) is reg:
+                self.unregister(reg.arn, reg.key, reg.token)
             return
         if status == b"wait":  # the older holder has not handed over yet
             reg.state = WAITING
