@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts everything the test suite needs on a fresh Debian machine, and does
-# nothing that is already done: Debian packages (chromium, coturn, PostgreSQL, Redis, Node),
+# nothing that is already done: Debian packages (chromium, coturn, PostgreSQL, Redis, nginx, Node),
 # the Python venv with the test extras, and the npm packages of tests/node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ command -v unshare    >/dev/null || need_apt+=(util-linux)
 command -v ip         >/dev/null || need_apt+=(iproute2)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test-deps: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -30,6 +30,7 @@ from .identity.crypto import ServerKey
 from .identity.keys import AccessKeys
 from .operator import trace
 from .store import open_store
+from .store.cache import CachingStore
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -70,7 +71,8 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[KEYS] = keys
-    store = open_store(settings.store_url)  # a malformed --store URL fails here, before any I/O
+    # A malformed --store URL fails here, before any I/O; the cache is kept right by the bus.
+    store = CachingStore(open_store(settings.store_url))
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.open()

@@ -68,8 +68,10 @@ class EdgeCollector(Collector):
 class RouterCollector(Collector):
     """The signaling router's counters (``get_router`` is called at scrape time)."""
 
-    def __init__(self, get_router: Callable[[], Router]) -> None:
+    def __init__(self, get_router: Callable[[], Router], get_retained: Callable[[], int | None] = lambda: None) -> None:
         self.get_router = get_router
+        self.get_retained = get_retained
+        """The bus's count of retained messages (None: not known cheaply, e.g. kept in Redis)."""
 
     def collect(self) -> Iterator[Metric]:
         router = self.get_router()
@@ -89,8 +91,10 @@ class RouterCollector(Collector):
         delivery.add_metric([], stats.delivery.cumulative(), stats.delivery.total)
         yield delivery
         retained = GaugeMetricFamily("signalite_retained_messages",
-                                     "Messages kept for recipients not connected to this node")
-        retained.add_metric([], sum(len(q) for ch in router.channels.values() for q in ch.pending.values()))
+                                     "Messages kept for recipients who are not connected (embedded bus)")
+        count = self.get_retained()
+        if count is not None:
+            retained.add_metric([], count)
         yield retained
 
 

@@ -19,13 +19,17 @@ Contract for an implementation:
   else). A network bus calls them from its reader task.
 * :func:`encode` / :func:`decode` give a compact wire form for a network bus.
 
-Retention of undelivered messages (MessageTtlSeconds) is done by each subscribed node's router,
-for recipients not connected *to that node*. That is exact with one node. A cluster needs two more
-things, which belong to the cluster bus and not to the router: presence (which node holds which
-recipient key of a channel, so that only the node that will deliver, or one designated node when
-the recipient is offline, retains a message), and a shared retention log per topic (e.g. a capped
-Redis stream read back on subscribe) for a recipient that connects to another node later. The
-envelope carries its own absolute expiry (``expires``, epoch seconds) for that.
+**Mailboxes** (presence and shared retention) are the other half of the bus. A node registers each
+connection that can receive messages (:meth:`Bus.register`: atomically checks the channel's
+viewer limit and connect rate across the cluster, takes the recipient key over from an older
+connection wherever it is, and records which node holds it); a message is *posted*
+(:meth:`Bus.post`: look up who holds the recipient key, else keep it for the channel's TTL) and
+reaches the one node that holds the recipient, which hands it to :class:`MailHandler.deliver`;
+:meth:`Bus.start` drains what was kept for a key once its connection can take it;
+:meth:`Bus.unregister` ends a registration. Each message is delivered once, in the order one
+sender posted it, to whichever node the recipient is connected to; docs/cluster.md has the
+argument. The embedded bus keeps this in memory; the Redis bus in Redis, with leases that expire
+when a node dies.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from typing import Callable, NamedTuple, Union
+from typing import Callable, NamedTuple, Protocol, Sequence, Union
 
 MSG = "msg"
 """The kind of an :class:`Envelope`: a relayed client message."""
@@ -71,6 +75,56 @@ Message = Union[Envelope, Control]
 
 Handler = Callable[[str, Message], None]
 
+BUFFERED, REPLACED, EXPIRED = "buffered", "replaced", "expired"
+"""What :meth:`MailHandler.outcome` reports about posted messages (the router's stats outcomes)."""
+REFUSED_VIEWERS, REFUSED_RATE = "viewers", "rate"
+"""Why :meth:`Bus.register` refused a connection (:attr:`Registration.refused`)."""
+
+MAX_RETAINED_PER_RECIPIENT = 512
+"""Messages kept per recipient key; beyond it the oldest is dropped (counted ``expired``)."""
+
+
+class BusUnavailable(ConnectionError):
+    """The bus cannot take a registration now (Redis unreachable): a retriable refusal (503)."""
+
+
+class Limits(NamedTuple):
+    """The per-channel admission limits :meth:`Bus.register` enforces across the cluster."""
+
+    max_viewers: int | None
+    """Real (not virtual) viewers per channel; None: no limit."""
+    connect_rate: float | None
+    """Connects per second per channel (a token bucket with one second's burst); None: no limit."""
+
+
+class Registration(NamedTuple):
+    refused: str | None
+    """None when registered, else :data:`REFUSED_VIEWERS` or :data:`REFUSED_RATE`."""
+    replaced: bool = False
+    """The key was taken over from an older live connection (on this node or another)."""
+
+
+class MailHandler(Protocol):
+    """What a node's bus calls back into (the hub). Tokens are the node's own connection ids."""
+
+    def deliver(self, token: int, envelopes: Sequence[Envelope]) -> int:
+        """Write ``envelopes`` to connection ``token``, in order; return how many were written
+        (a prefix: a socket that is closing takes none). What was not written stays retained."""
+        ...
+
+    def taken_over(self, token: int) -> None:
+        """A newer connection with the same key registered on another node: close this one."""
+        ...
+
+    def lost(self, token: int) -> None:
+        """The registration no longer exists (this node was taken for dead): close the socket so
+        that the client reconnects and registers again."""
+        ...
+
+    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
+        """``count`` posted messages of ``msg_type`` were buffered, replaced or expired."""
+        ...
+
 
 class Bus(ABC):
     @abstractmethod
@@ -93,6 +147,60 @@ class Bus(ABC):
     @abstractmethod
     def publish(self, topic: str, envelope: Message) -> None:
         """Hand ``envelope`` to every subscriber of ``topic``, this node included. Non-blocking."""
+
+    # --- mailboxes: presence and shared retention -------------------------------------------
+    @abstractmethod
+    def set_mail_handler(self, handler: MailHandler) -> None:
+        """Where this node's deliveries, takeovers and outcomes go (the hub, before it serves)."""
+
+    @abstractmethod
+    async def register(self, arn: str, key: str, token: int, *, virtual: bool, limits: Limits) -> Registration:
+        """Atomically: check ``limits`` (virtual connections are not counted and not rate-limited),
+        record that this node's connection ``token`` holds recipient ``key`` of channel ``arn``,
+        and take the key over from an older connection (whose node is told through
+        :meth:`MailHandler.taken_over`, unless it is this node). Nothing is delivered to ``token``
+        before :meth:`start`. Raises :class:`BusUnavailable` when it cannot be done now."""
+
+    @abstractmethod
+    def start(self, arn: str, key: str, token: int) -> None:
+        """The connection can take messages: deliver what is retained for ``key`` (unexpired, in
+        order), then whatever is posted to it, until :meth:`unregister`."""
+
+    @abstractmethod
+    def unregister(self, arn: str, key: str, token: int) -> None:
+        """The connection is gone or closing: stop delivering to it; messages for ``key`` are
+        retained again (for this or a later connection, on any node). Harmless when ``token`` no
+        longer holds the key."""
+
+    @abstractmethod
+    def post(self, arn: str, envelope: Envelope) -> None:
+        """Deliver ``envelope`` to the connection holding ``envelope.recipient``, wherever it is;
+        if none does, retain it until ``envelope.expires`` (a newer SDP_OFFER / SDP_ANSWER from
+        the same sender replaces an older retained one). Non-blocking; order of one node's posts
+        to one recipient is kept."""
+
+    @abstractmethod
+    def drop_channel(self, arn: str) -> None:
+        """The channel was deleted: forget its presence and retained messages."""
+
+    def tick(self, now: float) -> None:
+        """The hub's periodic sweep (an in-memory bus expires retained messages here)."""
+        return None
+
+    def feed_epoch(self, topic: str) -> int | None:
+        """None while this node may be missing what others publish on ``topic`` (its
+        subscription is down or not confirmed yet);
+        else a number that changes whenever it may have missed some (per-node caches that
+        other nodes invalidate over the bus start over then). Always 0 in one process."""
+        return 0
+
+    def retained_count(self) -> int | None:
+        """Messages this bus retains right now, when it knows cheaply (metrics); else None."""
+        return None
+
+    @abstractmethod
+    async def retained(self, arn: str, key: str) -> list[Envelope]:
+        """What is retained for ``key`` now, oldest first, unexpired (introspection, tests)."""
 
 
 def encode(envelope: Message) -> bytes:

@@ -1,15 +1,43 @@
-"""The in-process bus of the embedded server: publishing is a direct call to the subscriber."""
+"""The in-process bus of the embedded server: publishing is a direct call to the subscriber, and
+presence and retention are plain dictionaries (``presence``, ``retention``) with the same rules
+as the Redis bus's Lua scripts, so one node behaves exactly as a cluster of one."""
 
 from __future__ import annotations
 
-from .base import Bus, Handler, Message, dispatch
+from ..clock import Clock, SystemClock
+from .base import BUFFERED, Bus, Envelope, Handler, Limits, MailHandler, Message, Registration, dispatch
+from .presence import Presence
+from .retention import Retention
+
+
+class _NoMail:
+    def deliver(self, token: int, envelopes: object) -> int:
+        return 0
+
+    def taken_over(self, token: int) -> None:
+        return None
+
+    def lost(self, token: int) -> None:
+        return None
+
+    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
+        return None
 
 
 class LocalBus(Bus):
-    """One process, one handler per topic; ``publish`` calls it inline (order trivially kept)."""
+    """One process, one handler per topic; ``publish`` calls it inline (order trivially kept).
 
-    def __init__(self) -> None:
+    Mailboxes are synchronous: :meth:`post` to a started holder calls
+    :meth:`MailHandler.deliver` before it returns, so a relayed message costs a dictionary lookup
+    more than a direct send.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._clock = clock or SystemClock()
+        self._mail: MailHandler = _NoMail()
+        self.presence = Presence()
+        self.retention = Retention()
 
     async def open(self) -> None:
         return None
@@ -28,3 +56,60 @@ class LocalBus(Bus):
 
     def publish(self, topic: str, envelope: Message) -> None:
         dispatch(self._handlers, topic, envelope)
+
+    # --- mailboxes ---------------------------------------------------------------------------
+    def set_mail_handler(self, handler: MailHandler) -> None:
+        self._mail = handler
+
+    async def register(self, arn: str, key: str, token: int, *, virtual: bool, limits: Limits) -> Registration:
+        refused = self.presence.admit(arn, key, virtual, limits, self._clock.now())
+        if refused is not None:
+            return Registration(refused)
+        old = self.presence.hold(arn, key, token, virtual)
+        return Registration(None, old is not None)  # the old holder is on this node: the router ends it
+
+    def start(self, arn: str, key: str, token: int) -> None:
+        h = self.presence.holders.get((arn, key))
+        if h is None or h.token != token:
+            return
+        h.started = True
+        kept, expired = self.retention.take((arn, key), self._clock.now())
+        self._expired(expired)
+        if kept:
+            written = self._mail.deliver(token, kept)
+            if written < len(kept):
+                self.retention.put_back((arn, key), kept[written:])
+
+    def unregister(self, arn: str, key: str, token: int) -> None:
+        self.presence.release(arn, key, token)
+
+    def post(self, arn: str, envelope: Envelope) -> None:
+        key = (arn, envelope.recipient)
+        h = self.presence.holders.get(key)
+        if h is not None and h.started and self._mail.deliver(h.token, (envelope,)):
+            return
+        if envelope.expires <= self._clock.now():
+            self._mail.outcome(envelope.msg_type, "expired", 1)
+            return
+        for msg_type, outcome in self.retention.add(key, envelope, replace=h is None):
+            self._mail.outcome(msg_type, outcome, 1)
+        if h is None:
+            self._mail.outcome(envelope.msg_type, BUFFERED, 1)
+
+    def drop_channel(self, arn: str) -> None:
+        self.presence.drop(arn)
+        self.retention.drop(arn)
+
+    def tick(self, now: float) -> None:
+        self._expired(self.retention.expire(now))
+        self.presence.prune(now)
+
+    def retained_count(self) -> int:
+        return self.retention.count()
+
+    async def retained(self, arn: str, key: str) -> list[Envelope]:
+        return self.retention.peek((arn, key), self._clock.now())
+
+    def _expired(self, envelopes: list[Envelope]) -> None:
+        for e in envelopes:
+            self._mail.outcome(e.msg_type, "expired", 1)

@@ -28,11 +28,17 @@ How it meets the contract in ``bus/base.py``
       task through a per-node control channel, so there is no polling. :meth:`RedisBus.synced`
       waits until Redis has confirmed every subscription asked for so far (tests use it).
 
-What it does not do (see the report in the module's commit): messages are not retained in Redis.
-A message for a recipient who is not connected anywhere is retained by the routers of the nodes
-subscribed to the channel at that moment, as on a single node; a recipient who connects later to
-*another* node does not get it. Doing that without duplicates needs retention owned by Redis
-(e.g. a per-recipient list popped atomically on delivery), which is a router-level change.
+Mailboxes (presence and shared retention, ``bus/base.py``)
+    Everything this node asks of Redis — publishes, posts, registrations, takes, acks, its
+    lease — goes through one ordered queue; the writer sends what has accumulated as one
+    ``EVALSHA`` of the script in :mod:`~signalite.bus.redis_script` (atomic, in order, applied
+    once even when a batch is sent again after a lost reply). A message for a recipient held by
+    a live node is appended to the recipient's list and pushed to that node's inbox channel;
+    the node writes it at once when it follows what it already wrote (else it takes the list),
+    and acknowledges what it wrote with the next batch; the list is the truth, the push only
+    makes it fast. Each node renews a lease (``lease`` URL parameter, seconds, default 3); a
+    node whose lease lapsed is dead to every script, and the others reap its presence.
+    docs/cluster.md argues why no interleaving loses or duplicates a message.
 """
 
 from __future__ import annotations
@@ -41,25 +47,46 @@ import asyncio
 import collections
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from ..clock import Clock, SystemClock
 from ..urls import redact, take_params
-from .base import Bus, Envelope, Handler, Message, decode, dispatch, encode
+from .base import (
+    BUFFERED,
+    EXPIRED,
+    REPLACED,
+    Bus,
+    BusUnavailable,
+    Envelope,
+    Handler,
+    Limits,
+    MailHandler,
+    Message,
+    Registration,
+    decode,
+    dispatch,
+    encode,
+)
+from .redis_script import LUA
 
 log = logging.getLogger("signalite.bus")
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to connect (start-up fails after this)."""
 COMMAND_TIMEOUT = 5.0
-"""Seconds a publish batch or a ping may take before it is abandoned."""
+"""Seconds a batch or a ping may take before it is abandoned."""
 PING_TIMEOUT = 3.0
+REGISTER_TIMEOUT = 3.0
+"""Seconds a WSS handshake waits for its registration before answering 503 (retriable)."""
 MAX_QUEUED = 100_000
-"""Envelopes kept for Redis while it is unreachable (the oldest go first)."""
+"""Operations kept for Redis while it is unreachable (the oldest go first)."""
 MAX_BATCH = 512
+TAKE_MAX = 256
+"""Entries one take brings back (another take follows when it was full)."""
+DEFAULT_LEASE = 3.0
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 DEFAULT_PREFIX = "signalite:"
 _NODE_ID_LEN = 16
@@ -67,12 +94,31 @@ _SEQ_LEN = 12  # hex digits of the per-node sequence number after the node id
 _HEADER_LEN = _NODE_ID_LEN + _SEQ_LEN
 MAX_KNOWN_NODES = 4096
 _ERRORS = (redis_errors.RedisError, OSError, asyncio.TimeoutError)
+_INF = float("inf")
+
+# Registration states (this node's view of one of its registrations).
+REGISTERED, STARTING, WAITING, ACTIVE = 0, 1, 2, 3
 
 
 def parse_url(url: str) -> tuple[str, str]:
     """Split a bus URL into (redis-py URL, channel prefix)."""
-    redis_url, params = take_params(url, ("prefix",))
-    return redis_url, params[0][1] if params else DEFAULT_PREFIX  # the first prefix given wins
+    redis_url, params = take_params(url, ("prefix", "lease"))
+    prefixes = [v for k, v in params if k == "prefix"]
+    return redis_url, prefixes[0] if prefixes else DEFAULT_PREFIX  # the first prefix given wins
+
+
+def parse_lease(url: str) -> float:
+    """The ``lease`` parameter of a bus URL (seconds a dead node's presence lasts), default 3."""
+    leases = [v for k, v in take_params(url, ("lease",))[1] if k == "lease" and v]
+    if not leases:
+        return DEFAULT_LEASE
+    try:
+        value = float(leases[0])
+    except ValueError:
+        raise ValueError(f"lease in the bus URL must be a number of seconds, not {leases[0]!r}") from None
+    if not 0.2 <= value <= 60:
+        raise ValueError("lease in the bus URL must be between 0.2 and 60 seconds")
+    return value
 
 
 def _describe(exc: BaseException) -> str:
@@ -82,20 +128,68 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _Op:
+    """One queued operation: its fields for the script, when it stops mattering, and what to do
+    with its result (``None`` = its batch's reply was lost after Redis applied it)."""
+
+    __slots__ = ("fields", "expires", "done")
+
+    def __init__(self, fields: tuple[Any, ...], expires: float = _INF,
+                 done: Callable[[Any], None] | None = None) -> None:
+        self.fields = fields
+        self.expires = expires
+        self.done = done
+
+
+class _Reg:
+    """This node's record of one registration (a connection that receives a key's messages)."""
+
+    __slots__ = ("arn", "key", "token", "state", "written", "taking", "refetch", "acked", "retry")
+
+    def __init__(self, arn: str, key: str, token: int) -> None:
+        self.arn, self.key, self.token = arn, key, token
+        self.state = REGISTERED
+        self.written = 0
+        """Seq of the last entry written to the socket (entries up to it are delivered)."""
+        self.acked = 0
+        self.taking = False
+        self.refetch = False
+        self.retry: asyncio.Task[None] | None = None
+
+
+class _NoMail:
+    def deliver(self, token: int, envelopes: Sequence[Envelope]) -> int:
+        return 0
+
+    def taken_over(self, token: int) -> None:
+        return None
+
+    def lost(self, token: int) -> None:
+        return None
+
+    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
+        return None
+
+
 class RedisBus(Bus):
-    def __init__(self, url: str, clock: Clock | None = None) -> None:
+    def __init__(self, url: str, clock: Clock | None = None, name: str = "") -> None:
         self._url = url
         self._clock = clock or SystemClock()
         self._redis_url, prefix = parse_url(url)
+        self.lease = parse_lease(url)
+        self.prefix = prefix
         self._prefix = prefix.encode()
         self._topic_prefix = self._prefix + b"t:"
         self.node_id = uuid.uuid4().hex[:_NODE_ID_LEN]
+        """This process's instance id in Redis (a restarted node is a new instance)."""
+        self.name = name or self.node_id
+        """The node's ``--node-id`` (shown by the admin listing)."""
         self._node = self.node_id.encode()
         self._control = self._prefix + b"n:" + self._node
         self._handlers: dict[str, Handler] = {}
         self._wanted: set[bytes] = set()          # channels this node wants (from subscribe())
         self._confirmed: set[bytes] = set()       # channels Redis confirmed on our Pub/Sub connection
-        self._queue: collections.deque[tuple[bytes, bytes, float]] = collections.deque()
+        self._queue: collections.deque[_Op] = collections.deque()
         self._queued = asyncio.Event()
         self._wake_pending = False
         self._to_add: set[bytes] = set()          # SUBSCRIBE / UNSUBSCRIBE still to send
@@ -105,13 +199,22 @@ class RedisBus(Bus):
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reader_error: str | None = None
+        self._writer_error: str | None = None
         self._closing = False
         self._seq = 0                             # sequence number of this node's last publish
         self._last_seq: dict[bytes, int] = {}     # highest sequence number seen per other node
+        self._batch = 0
+        self._epoch = 0
+        self._sha = ""
+        self._mail: MailHandler = _NoMail()
+        self._regs: dict[int, _Reg] = {}
+        self._dirty: set[int] = set()             # registrations with writes to acknowledge
         self.sent = 0
-        """Envelopes Redis acknowledged (including control wake-ups)."""
+        """Operations Redis acknowledged (publishes, posts, takes… including control wake-ups)."""
+        self.batches = 0
+        """Script calls Redis acknowledged."""
         self.dropped = 0
-        """Envelopes dropped because Redis was unreachable for longer than their TTL or MAX_QUEUED."""
+        """Operations dropped because Redis was unreachable for longer than their TTL or MAX_QUEUED."""
 
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -121,6 +224,7 @@ class RedisBus(Bus):
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT + COMMAND_TIMEOUT):
                 await client.ping()
+                self._sha = await client.script_load(LUA)
             pubsub = client.pubsub()
             await pubsub.subscribe(self._control)
             self._confirmed.clear()
@@ -129,15 +233,21 @@ class RedisBus(Bus):
             await client.aclose()
             raise ConnectionError(f"cannot connect to the Redis bus {redact(self._url)}: {_describe(exc)}") from exc
         self._client, self._pubsub = client, pubsub
+        # The lease goes first: no registration of this node may exist before it is alive.
+        self._enqueue(_Op(("L", self.name, str(int(self.lease * 1000))), done=self._renewed))
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._reader(), name="signalite-bus-reader"),
-                       loop.create_task(self._writer(), name="signalite-bus-writer")]
+                       loop.create_task(self._writer(), name="signalite-bus-writer"),
+                       loop.create_task(self._renewer(), name="signalite-bus-lease")]
         if self._wanted:
             self._wake()
 
     async def close(self) -> None:
         self._closing = True
         tasks, self._tasks = self._tasks, []
+        for reg in self._regs.values():
+            if reg.retry is not None:
+                tasks.append(reg.retry)
         for t in tasks:
             t.cancel()
         if tasks:
@@ -154,6 +264,11 @@ class RedisBus(Bus):
         self._handlers.clear()
         self._wanted.clear()
         self._confirmed.clear()
+        self._regs.clear()
+        queued, self._queue = list(self._queue), collections.deque()
+        for op in queued:
+            if op.done is not None:
+                op.done(None)
         for f in self._sync_waiters:
             if not f.done():
                 f.cancel()
@@ -171,7 +286,19 @@ class RedisBus(Bus):
             raise ConnectionError(f"Redis subscription connection down: {self._reader_error}")
         return True
 
-    # --- the interface ---------------------------------------------------------------------
+    def feed_epoch(self, topic: str) -> int | None:
+        if self._client is None or self._reader_error is not None:
+            return None
+        if self._topic_prefix + topic.encode() not in self._confirmed:
+            return None
+        return self._epoch
+
+    @property
+    def available(self) -> bool:
+        """Whether Redis answered the last attempts of both connections (fail fast when not)."""
+        return self._client is not None and self._reader_error is None and self._writer_error is None
+
+    # --- topics ----------------------------------------------------------------------------
     def subscribe(self, topic: str, handler: Handler) -> None:
         self._handlers[topic] = handler
         channel = self._topic_prefix + topic.encode()
@@ -193,10 +320,10 @@ class RedisBus(Bus):
     def publish(self, topic: str, envelope: Message) -> None:
         dispatch(self._handlers, topic, envelope)
         # Only relayed messages expire; channel events must always go out.
-        expires = envelope.expires if type(envelope) is Envelope else float("inf")
+        expires = envelope.expires if type(envelope) is Envelope else _INF
         self._seq += 1
         header = self._node + b"%012x" % self._seq
-        self._enqueue(self._topic_prefix + topic.encode(), header + encode(envelope), expires)
+        self._enqueue(_Op(("P", self._topic_prefix + topic.encode(), header + encode(envelope)), expires))
 
     async def synced(self) -> None:
         """Return once Redis has confirmed every subscribe/unsubscribe asked for so far."""
@@ -206,67 +333,307 @@ class RedisBus(Bus):
         self._sync_waiters.append(waiter)
         await waiter
 
+    # --- mailboxes -------------------------------------------------------------------------
+    def set_mail_handler(self, handler: MailHandler) -> None:
+        self._mail = handler
+
+    async def register(self, arn: str, key: str, token: int, *, virtual: bool, limits: Limits) -> Registration:
+        if not self.available:
+            raise BusUnavailable(self._unavailable())
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+
+        def done(result: Any) -> None:
+            if answer.done():  # the handshake gave up: undo a registration that did take effect
+                if isinstance(result, list) and result and result[0] == b"ok":
+                    self._enqueue(_Op(("A", arn, key, token, "0", "1")))
+                return
+            answer.set_result(result)
+
+        self._enqueue(_Op(("R", arn, key, token, "1" if virtual else "0",
+                           -1 if limits.max_viewers is None else limits.max_viewers,
+                           repr(float(limits.connect_rate or 0))), done=done))
+        try:
+            async with asyncio.timeout(REGISTER_TIMEOUT):
+                result = await asyncio.shield(answer)
+        except TimeoutError:
+            answer.cancel()
+            raise BusUnavailable(f"Redis did not answer within {REGISTER_TIMEOUT:g} s") from None
+        if result is None:  # applied, but its reply was lost: undo, and let the client retry
+            self._enqueue(_Op(("A", arn, key, token, "0", "1")))
+            raise BusUnavailable("the Redis connection broke during the registration")
+        status = result[0]
+        if status == b"ok":
+            self._regs[token] = _Reg(arn, key, token)
+            return Registration(None, bool(result[1]))
+        return Registration(status.decode())
+
+    def start(self, arn: str, key: str, token: int) -> None:
+        reg = self._regs.get(token)
+        if reg is None or reg.state != REGISTERED:
+            return
+        reg.state = STARTING
+        self._take(reg)
+
+    def unregister(self, arn: str, key: str, token: int) -> None:
+        reg = self._regs.pop(token, None)
+        written = 0
+        if reg is not None:
+            written = reg.written
+            self._dirty.discard(token)
+            if reg.retry is not None:
+                reg.retry.cancel()
+        self._enqueue(_Op(("A", arn, key, token, str(written), "1")))
+
+    def post(self, arn: str, envelope: Envelope) -> None:
+        msg_type = envelope.msg_type
+
+        def done(result: Any) -> None:
+            if not result:
+                return
+            mail = self._mail
+            if result[0] == 0:
+                mail.outcome(msg_type, BUFFERED, 1)
+            if result[1]:
+                mail.outcome(msg_type, REPLACED, 1)
+            for dropped in result[2:]:
+                mail.outcome(dropped.decode(), EXPIRED, 1)
+
+        self._enqueue(_Op(("S", arn, envelope.recipient, msg_type, envelope.sender, repr(envelope.expires),
+                           encode(envelope)), envelope.expires, done))
+
+    def drop_channel(self, arn: str) -> None:
+        self._enqueue(_Op(("D", arn)))
+
+    async def retained(self, arn: str, key: str) -> list[Envelope]:
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def done(result: Any) -> None:
+            if not answer.done():
+                answer.set_result(result)
+
+        self._enqueue(_Op(("Q", arn, key), done=done))
+        result = await answer
+        if result is None:
+            raise BusUnavailable("the Redis connection broke")
+        return [decode(item.split(b"\t", 4)[4]) for item in result]  # type: ignore[misc]
+
+    # --- taking, acknowledging, notices ----------------------------------------------------
+    def _take(self, reg: _Reg) -> None:
+        if reg.taking:
+            reg.refetch = True
+            return
+        reg.taking = True
+        reg.refetch = False
+        self._enqueue(_Op(("T", reg.arn, reg.key, reg.token, str(reg.written), TAKE_MAX),
+                          done=lambda result: self._taken(reg, result)))
+
+    def _taken(self, reg: _Reg, result: Any) -> None:
+        reg.taking = False
+        if self._regs.get(reg.token) is not reg:
+            return  # unregistered meanwhile: what it did not write stays in the list
+        if result is None:  # the reply was lost: ask again
+            self._take(reg)
+            return
+        status = result[0]
+        if status == b"gone":  # taken over (its notice is on the way) or reaped
+            self._mail.lost(reg.token)  # the hub closes it and unregisters with what it wrote
+            if self._regs.get(reg.token) is reg:
+                self.unregister(reg.arn, reg.key, reg.token)
+            return
+        if status == b"wait":  # the older holder has not handed over yet
+            reg.state = WAITING
+            delay = max(0.0, int(result[1]) / 1000) + 0.01
+            if reg.retry is None or reg.retry.done():
+                reg.retry = asyncio.get_running_loop().create_task(self._retry(reg, delay))
+            return
+        for msg_type in result[1]:
+            self._mail.outcome(msg_type.decode(), EXPIRED, 1)
+        reg.state = ACTIVE
+        entries = result[2:]
+        if entries:
+            fresh: list[Envelope] = []
+            seqs: list[int] = []
+            for item in entries:
+                fields = item.split(b"\t", 4)
+                seq = int(fields[0])
+                if seq > reg.written:
+                    seqs.append(seq)
+                    fresh.append(decode(fields[4]))  # type: ignore[arg-type]
+            if fresh:
+                written = self._mail.deliver(reg.token, fresh)
+                if written:
+                    reg.written = seqs[written - 1]
+                    self._ack_later(reg)
+                if written < len(fresh):
+                    return  # the socket is closing: the rest stays for the key's next connection
+            if len(entries) >= TAKE_MAX:
+                reg.refetch = True
+        if reg.refetch:
+            self._take(reg)
+
+    async def _retry(self, reg: _Reg, delay: float) -> None:
+        await self._clock.sleep(delay)
+        reg.retry = None
+        if self._regs.get(reg.token) is reg and reg.state == WAITING:
+            self._take(reg)
+
+    def _ack_later(self, reg: _Reg) -> None:
+        if reg.token not in self._dirty:
+            self._dirty.add(reg.token)
+            self._queued.set()
+
+    def _notice(self, data: bytes) -> None:
+        kind = data[:1]
+        if kind == b"m":
+            _, token_s, prev_s, _arn, _key, seq_s, _type, _sender, _exp, env = data.split(b"\t", 9)
+            reg = self._regs.get(int(token_s))
+            if reg is None:
+                return
+            seq = int(seq_s)
+            if seq <= reg.written:
+                return  # already written (a take brought it first)
+            if reg.state != ACTIVE:
+                reg.refetch = True  # its first take (or the handover) is under way
+                return
+            if int(prev_s) > reg.written:
+                self._take(reg)  # something before it was not written yet: take in order
+                return
+            if self._mail.deliver(reg.token, (decode(env),)):  # type: ignore[arg-type]
+                reg.written = seq
+                self._ack_later(reg)
+        elif kind == b"x":
+            token = int(data.split(b"\t", 2)[1])
+            if token in self._regs:
+                self._mail.taken_over(token)
+        elif kind == b"r":
+            reg = self._regs.get(int(data.split(b"\t", 2)[1]))
+            if reg is not None and reg.state == WAITING:
+                self._take(reg)
+
+    def _catch_up(self) -> None:
+        """After the inbox may have missed notices (the subscription connection broke): take
+        again for every registration, which also finds those that are gone."""
+        for reg in list(self._regs.values()):
+            if reg.state in (ACTIVE, WAITING):
+                self._take(reg)
+
+    # --- the lease -------------------------------------------------------------------------
+    async def _renewer(self) -> None:
+        interval = self.lease / 3
+        while not self._closing:
+            await self._clock.sleep(interval)
+            self._enqueue(_Op(("L", self.name, str(int(self.lease * 1000))), done=self._renewed))
+            self._enqueue(_Op(("X",)))
+
+    def _renewed(self, result: Any) -> None:
+        if result == 0 and self._regs:  # this node was taken for dead (cut off): check what it holds
+            log.warning("this node's lease had lapsed; checking its registrations")
+            self._catch_up()
+
     # --- internals -------------------------------------------------------------------------
+    def _unavailable(self) -> str:
+        return self._writer_error or self._reader_error or "the Redis bus is not open"
+
     def _is_synced(self) -> bool:
         return self._confirmed == self._wanted
 
-    def _enqueue(self, channel: bytes, data: bytes, expires: float) -> None:
+    def _enqueue(self, op: _Op) -> None:
         if self._closing:
+            if op.done is not None:
+                op.done(None)
             return
         if len(self._queue) >= MAX_QUEUED:
-            self._queue.popleft()
+            old = self._queue.popleft()
             self.dropped += 1
+            if old.done is not None:
+                old.done(None)
             if self.dropped % 10_000 == 1:
-                log.warning("Redis bus backlog full: dropped %d envelopes so far", self.dropped)
-        self._queue.append((channel, data, expires))
+                log.warning("Redis bus backlog full: dropped %d operations so far", self.dropped)
+        self._queue.append(op)
         self._queued.set()
 
     def _wake(self) -> None:
         """Have the reader reconcile subscriptions: a message on this node's control channel."""
         if not self._wake_pending and self._client is not None:
             self._wake_pending = True
-            self._enqueue(self._control, b"", float("inf"))
+            self._enqueue(_Op(("P", self._control, b"")))
+
+    def _collect(self) -> list[_Op]:
+        now = self._clock.now()
+        batch: list[_Op] = []
+        queue = self._queue
+        while queue and len(batch) < MAX_BATCH:
+            op = queue.popleft()
+            if op.expires <= now:
+                self.dropped += 1
+                if op.fields[0] == "S":
+                    self._mail.outcome(op.fields[3], EXPIRED, 1)
+                continue
+            batch.append(op)
+        if self._dirty:
+            for token in self._dirty:
+                reg = self._regs.get(token)
+                if reg is not None and reg.written > reg.acked:
+                    reg.acked = reg.written
+                    batch.append(_Op(("A", reg.arn, reg.key, token, str(reg.written), "0")))
+            self._dirty.clear()
+        if not queue:
+            self._queued.clear()
+        return batch
 
     async def _writer(self) -> None:
         assert self._client is not None
         client = self._client
-        attempt = 0
-        # `not self._closing`, not just cancellation: redis-py's pipeline execute() can swallow a
-        # CancelledError that arrives while it returns its connection to the pool.
+        # `not self._closing`, not just cancellation: redis-py can swallow a CancelledError that
+        # arrives while it returns its connection to the pool.
         while not self._closing:
             await self._queued.wait()
-            now = self._clock.now()
-            batch: list[tuple[bytes, bytes, float]] = []
-            while self._queue and len(batch) < MAX_BATCH:
-                item = self._queue[0]
-                if item[2] <= now:
-                    self._queue.popleft()
-                    self.dropped += 1
-                    continue
-                batch.append(item)
-                self._queue.popleft()
-            if not self._queue:
-                self._queued.clear()
+            batch = self._collect()
             if not batch:
                 continue
+            self._batch += 1
+            args: list[Any] = [self._prefix, self._node, self._batch, repr(self._clock.now())]
+            for op in batch:
+                args.extend(op.fields)
+            result = await self._send(client, args)
+            if result is None:
+                return  # closing
+            self.batches += 1
+            self.sent += len(batch)
+            lost = result == [b"dup"]
+            for i, op in enumerate(batch):
+                if op.done is not None:
+                    try:
+                        op.done(None if lost else result[i])
+                    except Exception:  # a callback's bug must not stop the writer
+                        log.exception("Redis bus callback failed")
+
+    async def _send(self, client: aioredis.Redis, args: list[Any]) -> Any:
+        """EVALSHA the batch until Redis answers (the batch number makes a repeat harmless)."""
+        attempt = 0
+        while not self._closing:
             try:
-                pipe = client.pipeline(transaction=False)
-                for channel, data, _exp in batch:
-                    pipe.publish(channel, data)
                 async with asyncio.timeout(COMMAND_TIMEOUT):  # not wait_for: on 3.11 it can swallow a cancel
-                    await pipe.execute()
-                self.sent += len(batch)
-                attempt = 0
+                    result = await client.evalsha(self._sha, 0, *args)
+                if self._writer_error is not None:
+                    log.info("Redis bus writing again")
+                self._writer_error = None
+                return result
             except asyncio.CancelledError:
                 raise
+            except redis_errors.NoScriptError:  # Redis restarted or flushed its scripts
+                try:
+                    self._sha = await client.script_load(LUA)
+                except _ERRORS:
+                    pass
             except _ERRORS as exc:
-                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+                self._writer_error = f"Redis unreachable: {_describe(exc)}"
                 if attempt == 0:
-                    log.warning("Redis bus publish failed (%s); retrying", _describe(exc))
+                    log.warning("Redis bus write failed (%s); retrying", _describe(exc))
+                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
                 attempt += 1
-                self._queue.extendleft(reversed(batch))  # keep the order for the retry
-                self._queued.set()
-                await asyncio.sleep(delay)
+        return None
 
     async def _reader(self) -> None:
         pubsub = self._pubsub
@@ -276,7 +643,10 @@ class RedisBus(Bus):
                 if self._to_add or self._to_remove:
                     await self._reconcile(pubsub)
                 await self._read_one(pubsub, timeout=None)
-                self._reader_error = None
+                if self._reader_error is not None:
+                    self._reader_error = None
+                    self._epoch += 1  # what others published meanwhile may be lost
+                    self._catch_up()  # notices may have been missed while it was down
                 attempt = 0
             except asyncio.CancelledError:
                 raise
@@ -307,14 +677,16 @@ class RedisBus(Bus):
         kind = message["type"]
         channel = message["channel"]
         if kind in (b"message", "message"):
-            if channel == self._control:
-                return  # a wake-up; _reconcile runs next
             data = message["data"]
+            if channel == self._control:
+                if data:
+                    self._notice(data)
+                return  # an empty one is a wake-up; _reconcile runs next
             sender = data[:_NODE_ID_LEN]
             if sender == self._node:
                 return  # our own message, already delivered inline by publish()
-            # A publish batch whose reply was lost is sent again (at least once); a node's
-            # sequence numbers only grow, in order, so a number not above the last is a repeat.
+            # A node's sequence numbers only grow, in order, so a number not above the last is a
+            # repeat (a second line of defence: batches are applied once already).
             seq = int(data[_NODE_ID_LEN:_HEADER_LEN], 16)
             if seq <= self._last_seq.get(sender, 0):
                 return

@@ -227,6 +227,10 @@ class RestEdge:
                                    content_type=svc.content_type)
         except ServiceError as exc:
             return answers.error(request, svc, exc.code, exc.message, request_id, status=exc.status)
+        except ConnectionError as exc:  # the store or the bus is unreachable: retriable, at once
+            return answers.error(request, svc, "ServiceUnavailableException",
+                                 f"Signalite cannot serve this request right now ({exc}); retry.",
+                                 request_id, status=503)
         except Exception:  # a bug must still answer in the AWS form, and be logged
             log.exception("unhandled error in %s (request %s)", op.name, request_id)
             return answers.error(request, svc, "InternalFailure",

@@ -22,7 +22,8 @@ from ..bus import open_bus
 from ..context import BUS, CLOCK, HUB, SETTINGS, STORE
 from ..edge.auth import Authenticator
 from ..identity.authorize import AUTHORIZER
-from .hub import Hub
+from ..store.cache import CachingStore
+from .hub import Hub, _NotStarted
 
 
 def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> None:
@@ -30,7 +31,8 @@ def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> Non
     one), and open the bus (``app[BUS]``) and the hub (``app[HUB]``) with the application."""
     settings = app[SETTINGS]
     hub = Hub(settings, auth, app[CLOCK], errors, app[metrics.EDGE_STATS], app[AUTHORIZER])
-    app[metrics.REGISTRY].register(metrics.RouterCollector(lambda: hub.router))
+    app[metrics.REGISTRY].register(metrics.RouterCollector(
+        lambda: hub.router, lambda: None if isinstance(hub.bus, _NotStarted) else hub.bus.retained_count()))
     connect = hub.handle_connect
     app.router.add_get("/", connect)
     path = urlsplit(settings.advertised_url).path.rstrip("/")
@@ -39,9 +41,12 @@ def setup(app: web.Application, auth: Authenticator, errors: ServiceWire) -> Non
         app.router.add_get(path + "/", connect)
 
     async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
-        bus = open_bus(settings.bus_url, app[CLOCK])
+        bus = open_bus(settings.bus_url, app[CLOCK], settings.node_id)
         await bus.open()
         app[BUS] = bus
+        store = app[STORE]
+        if isinstance(store, CachingStore):
+            store.attach(bus)  # channel records cached per node, invalidated over the bus
         yield
         await bus.close()
 

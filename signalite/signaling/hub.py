@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from aiohttp import WSMsgType, web
 
@@ -22,7 +23,7 @@ from .. import channel as channels
 from ..aws.errors import ServiceError
 from ..aws.sigv4 import AuthError
 from ..aws.wire import ServiceWire
-from ..bus.base import Bus, Message
+from ..bus.base import Bus, BusUnavailable, Envelope, Limits, Message
 from ..clock import Clock, wait_for
 from ..config import Settings
 from ..edge import answers
@@ -34,15 +35,19 @@ from . import frames, handshake
 from .router import (
     CLOSE_GOING_AWAY,
     CLOSE_UNSUPPORTED,
+    MASTER,
     Action,
     Close,
     Conn,
+    Post,
     Publish,
     Refused,
     Router,
     Send,
     Subscribe,
+    Unregister,
     Unsubscribe,
+    refusal,
 )
 from .session import Session
 
@@ -111,9 +116,11 @@ class _VirtualHandle:
     def __init__(self, peer: VirtualViewer) -> None:
         self.peer = peer
 
-    def send(self, text: str) -> None:
-        if not self.peer._closed:
-            self.peer._queue.put_nowait(text)
+    def send(self, text: str) -> bool:
+        if self.peer._closed:
+            return False
+        self.peer._queue.put_nowait(text)
+        return True
 
     def close(self, code: int, reason: str) -> None:
         self.peer._closed = True
@@ -143,6 +150,14 @@ class Hub:
         self.max_frame = max(self.quotas.max_frame_bytes, self.quotas.max_payload_bytes * 4 // 3 + 4096)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self.limits = Limits(self.quotas.max_viewers_per_channel, self.quotas.connects_per_second_per_channel)
+        """What the bus's registration enforces across the cluster."""
+        self._tokens = itertools.count(1)
+        self._conns: dict[int, Conn] = {}
+        """Registration token → connection, for the bus's deliveries (see MailHandler)."""
+        self._early: set[int] = set()
+        """Tokens registered but not yet connected in the router, and those of them taken over meanwhile."""
+        self._taken_early: set[int] = set()
 
     # --- lifecycle -----------------------------------------------------------------------------
     @property
@@ -155,6 +170,7 @@ class Hub:
         """Serve with ``store`` and ``bus`` (opened by their own cleanup contexts)."""
         self.store = store
         self.bus = bus
+        bus.set_mail_handler(self)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def _sweep(self) -> None:
@@ -163,7 +179,9 @@ class Hub:
         while True:
             await clock.sleep(interval)
             try:
-                self.run(self.router.tick(clock.now()))
+                now = clock.now()
+                self.run(self.router.tick(now))
+                self.bus.tick(now)
             except Exception:  # the sweep must survive anything
                 log.exception("signaling sweep failed")
 
@@ -222,10 +240,17 @@ class Hub:
         for action in actions:  # exact type checks (half the cost of isinstance): the relay path
             if type(action) is Send:
                 action.conn.handle.send(action.text)
-            elif type(action) is Publish:
-                self.bus.publish(action.topic, action.message)
+            elif type(action) is Post:
+                self.bus.post(action.topic, action.envelope)
             elif type(action) is Close:
                 action.conn.handle.close(action.code, action.reason)
+            elif type(action) is Unregister:
+                conn = action.conn
+                if self._conns.get(conn.token) is conn:
+                    del self._conns[conn.token]
+                self.bus.unregister(conn.channel.arn, conn.key, conn.token)
+            elif type(action) is Publish:
+                self.bus.publish(action.topic, action.message)
             elif type(action) is Subscribe:
                 self.bus.subscribe(action.topic, self._on_bus)
             elif type(action) is Unsubscribe:
@@ -277,13 +302,13 @@ class Hub:
 
     # --- what is connected (signalite admin channels / clients) ---------------------------------
     def live_channels(self) -> list[dict[str, Any]]:
-        """This node's channels with sockets or retained messages."""
+        """This node's channels with sockets (retained messages are the bus's, cluster-wide: not
+        counted per channel here)."""
         out = []
         for arn, ch in sorted(self.router.channels.items()):
             real = [c for c in ch.conns() if not c.virtual]
             out.append({"ChannelARN": arn, "Master": ch.master is not None and not ch.master.virtual,
-                        "Viewers": sum(1 for c in real if c.client_id is not None),
-                        "Retained": sum(len(q) for q in ch.pending.values()), "Node": self.node_id})
+                        "Viewers": sum(1 for c in real if c.client_id is not None), "Node": self.node_id})
         return out
 
     def clients(self, arn: str) -> list[dict[str, Any]]:
@@ -301,14 +326,72 @@ class Hub:
                         "State": conn.state.value})
         return out
 
+    # --- the bus's mailboxes call back here (bus.base.MailHandler) ------------------------------
+    def deliver(self, token: int, envelopes: Sequence[Envelope]) -> int:
+        """Messages for connection ``token``: written in order; returns how many were (a socket
+        that is closing takes none, and the bus keeps them for the key's next connection)."""
+        conn = self._conns.get(token)
+        if conn is None:
+            return 0
+        written = 0
+        for action in self.router.deliver_mail(conn, envelopes, self.clock.now()):
+            if not action.conn.handle.send(action.text):  # type: ignore[union-attr]
+                break
+            written += 1
+        return written
+
+    def taken_over(self, token: int) -> None:
+        conn = self._conns.get(token)
+        if conn is not None:
+            self.run(self.router.taken_over(conn, self.clock.now()))
+        elif token in self._early:
+            self._taken_early.add(token)
+
+    def lost(self, token: int) -> None:
+        conn = self._conns.get(token)
+        if conn is not None:
+            self.run(self.router.lost(conn, self.clock.now()))
+        elif token in self._early:
+            self._taken_early.add(token)
+
+    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
+        self.router.outcome(msg_type, outcome, count)
+
+    async def _register(self, arn: str, client_id: str | None, *, virtual: bool) -> tuple[int, str | None]:
+        """Register a connection with the bus (cluster-wide limits, takeover): its token and,
+        when refused, why. Raises BusUnavailable."""
+        token = next(self._tokens)
+        self._early.add(token)
+        try:
+            reg = await self.bus.register(arn, MASTER if client_id is None else client_id, token,
+                                          virtual=virtual, limits=self.limits)
+        except BaseException:
+            self._early.discard(token)
+            raise
+        if reg.refused is not None:
+            self._early.discard(token)
+        return token, reg.refused
+
+    def _connected(self, conn: Conn) -> list[Action]:
+        """The router has the registered connection: deliveries may find it now."""
+        token = conn.token
+        self._early.discard(token)
+        self._conns[token] = conn
+        if token in self._taken_early:  # taken over while its handshake was under way
+            self._taken_early.discard(token)
+            return self.router.taken_over(conn, self.clock.now())
+        return []
+
     # --- channel events (ChannelEvents, for the control plane) --------------------------------
     def channel_updated(self, channel: Resource) -> None:
         """UpdateSignalingChannel: the new TTL applies to messages sent from now on."""
         self.run(self.router.update_ttl(channel.arn, channels.message_ttl(channel)))
 
     def channel_deleted(self, arn: str) -> None:
-        """DeleteSignalingChannel: close the channel's sockets, drop retained messages."""
+        """DeleteSignalingChannel: close the channel's sockets (on every node), drop its presence
+        and retained messages."""
         self.run(self.router.delete_channel(arn))
+        self.bus.drop_channel(arn)
 
     def go_away(self, arn: str, reconnect_ice_server: bool = False) -> int:
         """The operator's GO_AWAY (closed after the grace) or RECONNECT_ICE_SERVER to a channel's
@@ -334,13 +417,18 @@ class Hub:
         if the channel was deleted.
         """
         peer = VirtualViewer(self, client_id)
+        token, _ = await self._register(channel.arn, client_id, virtual=True)  # virtual: never refused
         try:
             conn, actions = self.router.connect(channel.arn, client_id, channels.message_ttl(channel),
-                                                self.clock.now(), peer.handle, virtual=True)
+                                                self.clock.now(), peer.handle, virtual=True, token=token)
         except Refused as exc:
+            self._early.discard(token)
+            self.bus.unregister(channel.arn, client_id, token)
             raise LookupError(exc.message) from None
         peer._conn = conn
+        actions += self._connected(conn)
         self.run(actions)
+        self.bus.start(channel.arn, client_id, token)
         return peer
 
     # --- the WSS endpoint ----------------------------------------------------------------------
@@ -366,7 +454,11 @@ class Hub:
         except AuthError as exc:
             return self._refuse(request, handshake.refuse_auth(exc))
         arn = handshake.channel_arn(query)
-        resource = await self.store.get_by_arn(arn) if arn is not None else None
+        try:
+            resource = await self.store.get_by_arn(arn) if arn is not None else None
+        except ConnectionError as exc:  # the store is unreachable: retriable, at once
+            return self._refuse(request, handshake.Refuse(503, "ServiceUnavailableException",
+                                                          f"Signaling is unavailable right now ({exc}); retry."))
         now = self.clock.now()
         decision = handshake.admit(query, principal, resource, now)
         if isinstance(decision, handshake.Refuse):
@@ -379,11 +471,24 @@ class Hub:
                                             resource_tags=resource.tags if resource is not None else None)
             except ServiceError as exc:
                 return self._refuse(request, handshake.Refuse(403, exc.code, exc.message))
+        key = MASTER if decision.client_id is None else decision.client_id
+        try:
+            token, refused = await self._register(decision.arn, decision.client_id, virtual=False)
+        except BusUnavailable as exc:
+            return self._refuse(request, handshake.Refuse(503, "ServiceUnavailableException",
+                                                          f"Signaling is unavailable right now ({exc}); retry."))
+        if refused is not None:
+            limit = refusal(refused, self.quotas, master=decision.client_id is None)
+            return self._refuse(request, handshake.Refuse(limit.status, limit.code, limit.message))
         session = Session()
         try:
-            conn, actions = self.router.connect(decision.arn, decision.client_id, decision.ttl, now, session)
+            conn, actions = self.router.connect(decision.arn, decision.client_id, decision.ttl, self.clock.now(),
+                                                session, token=token)
         except Refused as exc:
+            self._early.discard(token)
+            self.bus.unregister(decision.arn, key, token)
             return self._refuse(request, handshake.Refuse(exc.status, exc.code, exc.message))
+        actions += self._connected(conn)
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
         protocols = tuple(p.strip() for p in offered.split(",") if p.strip())[:1]
         ws = web.WebSocketResponse(protocols=protocols, autoping=True, compress=False,
@@ -403,6 +508,7 @@ class Hub:
                      extra={"event": "connect", "role": role, "channel": decision.arn,
                             "client_id": decision.client_id, "account": principal.account_id,
                             "remote": request.remote})
+        decision_arn = decision.arn
         if decision.arn in self._followers:
             self._trace_connection("connect", conn, remote=request.remote)
         del query, principal, resource, offered, protocols, decision  # only the socket's state stays
@@ -413,6 +519,8 @@ class Hub:
             if actions:
                 self.run(actions)
             del actions
+            if conn.alive:
+                self.bus.start(decision_arn, key, token)
             while True:
                 msg = await ws.receive()
                 kind = msg.type

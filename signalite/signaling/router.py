@@ -9,14 +9,20 @@ channel events (:meth:`~Router.update_ttl`, :meth:`~Router.delete_channel`,
 
 :class:`Send`         write one text frame to a connection's socket
 :class:`Close`        close a connection's socket
-:class:`Publish`      hand an envelope or a control event to the bus (topic = channel ARN)
+:class:`Post`         hand a client message to the bus's mailboxes (presence, else retention)
+:class:`Unregister`   the connection no longer takes messages: tell the bus's mailboxes
+:class:`Publish`      hand a control event to the bus (topic = channel ARN), for every node
 :class:`Subscribe` / :class:`Unsubscribe`  the node starts / stops caring about a channel
 
-A client message is not delivered directly: :meth:`message` validates it and returns a Publish;
-the bus brings the envelope back (to every interested node) through :meth:`deliver`, which sends
-it to the recipient's socket if it is connected here, or retains it until the envelope's expiry.
-Channel events travel the same way, as :class:`~signalite.bus.base.Control` messages, so every
-node applies them.
+A client message is not delivered directly: :meth:`message` validates it and returns a Post; the
+bus finds the node holding the recipient (presence) and hands the envelope to that node, whose
+hub gives it to :meth:`deliver_mail`; when nobody holds the recipient the bus retains it until
+the envelope's expiry and delivers it when a connection registers for that key (see
+``bus/base.py`` and docs/cluster.md: presence and retention live in the bus, the same rules in
+memory and in Redis, so that a cluster behaves as one node). The limits that need to know who
+else is connected (viewers per channel, connects per second) are the bus's too, checked when the
+hub registers a connection, before :meth:`connect`. Channel events travel as
+:class:`~signalite.bus.base.Control` messages on the channel's topic, so every node applies them.
 
 Server-initiated ends (idle timeout, maximum duration, deletion, replacement) close the socket
 without a frame unless the router was built with ``go_away_frames``: the KVS C SDK (v1.14.0 and
@@ -33,7 +39,7 @@ import enum
 import itertools
 from bisect import bisect_left
 from heapq import heapify, heappop, heappush
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Sequence, Union
 
 from ..bus.base import CTL, MSG, Control, Envelope, Message
 from ..config import Quotas
@@ -49,8 +55,8 @@ from .frames import (
     decoded_size,
     valid_id,
 )
-from .quotas import BucketTable, TokenBucket, bucket, table
-from .stats import BUFFERED, DELIVERED, EXPIRED, REJECTED, REPLACED, RouterStats, message_type
+from .quotas import TokenBucket, bucket
+from .stats import REJECTED, RouterStats, message_type
 
 
 class Send(NamedTuple):
@@ -69,6 +75,19 @@ class Publish(NamedTuple):
     message: Message
 
 
+class Post(NamedTuple):
+    """Deliver ``envelope`` to whoever holds its recipient key, else retain it (the bus's mailboxes)."""
+
+    topic: str
+    envelope: Envelope
+
+
+class Unregister(NamedTuple):
+    """``conn`` no longer takes messages (closed, replaced, gone): its key is free in the mailboxes."""
+
+    conn: "Conn"
+
+
 class Subscribe(NamedTuple):
     topic: str
 
@@ -77,15 +96,15 @@ class Unsubscribe(NamedTuple):
     topic: str
 
 
-Action = Union[Send, Close, Publish, Subscribe, Unsubscribe]
+Action = Union[Send, Close, Post, Unregister, Publish, Subscribe, Unsubscribe]
 
 
 class TraceNote(NamedTuple):
-    """What happened to one message of a traced channel (``Router.trace``), for ``signalite trace``."""
+    """What happened to one message of a traced channel (``Router.traced``), for ``signalite trace``."""
 
     time: float
     event: str
-    """sent, delivered, buffered, expired, replaced or rejected."""
+    """sent, delivered or rejected (what the bus does with the rest is not noted here yet)."""
     channel: str
     message_type: str
     sender: str | None
@@ -136,9 +155,6 @@ CLOSE_UNSUPPORTED = 1003
 CLOSE_INVALID_DATA = 1007
 CLOSE_POLICY = 1008
 
-MAX_RETAINED_PER_RECIPIENT = 512
-"""Retained messages kept per recipient; beyond it the oldest is dropped (bounded memory under floods)."""
-
 _NOTHING: list[Action] = []
 """Returned (never mutated) when an event leads to no action."""
 _new = tuple.__new__
@@ -159,15 +175,33 @@ class Refused(Exception):
         self.status = status
 
 
+def refusal(reason: str, quotas: Quotas, master: bool = False) -> Refused:
+    """The handshake's answer when the bus's registration refused a connect (``viewers``: the
+    channel's viewer limit; ``rate``: its connect rate for the role, ConnectAsMaster and
+    ConnectAsViewer each having AWS's own), as AWS words it."""
+    if reason == "viewers":
+        return Refused(CLIENT_LIMIT, f"The channel already has the maximum of "
+                                     f"{quotas.max_viewers_per_channel} connected viewers.")
+    role = "master" if master else "viewer"
+    return Refused(CLIENT_LIMIT, f"Too many {role} connections to this channel; the limit is "
+                                 f"{quotas.connects_per_second_per_channel:g} per second.")
+
+
 class Conn:
     """The router's record of one socket (or virtual peer). ``handle`` belongs to the caller."""
 
     __slots__ = ("channel", "client_id", "key", "handle", "opened", "last_active", "sdp", "ice",
-                 "close_at", "close_reason", "state", "virtual", "timer", "sent", "received")
+                 "close_at", "close_reason", "state", "virtual", "timer", "token", "sent", "received")
 
     def __init__(self, channel: "Channel", client_id: str | None, handle: Any, now: float, quotas: Quotas,
-                 virtual: bool) -> None:
+                 virtual: bool, token: int = 0) -> None:
         self.channel = channel
+        self.token = token
+        """The hub's id of this connection in the bus's mailboxes (unique on this node)."""
+        self.sent = 0
+        """Messages it sent that the router accepted."""
+        self.received = 0
+        """Messages delivered to it."""
         self.client_id = client_id
         self.key = MASTER if client_id is None else client_id
         self.handle = handle
@@ -185,10 +219,6 @@ class Conn:
         peers end when their work does: an answer, a recording)."""
         self.timer: list[Any] | None = None
         """Its entry in the router's idle/duration schedule (while OPEN) or close schedule (GOING_AWAY)."""
-        self.sent = 0
-        """Messages it sent that the router accepted."""
-        self.received = 0
-        """Messages delivered to it."""
 
     @property
     def is_master(self) -> bool:
@@ -205,20 +235,15 @@ class Conn:
 
 
 class Channel:
-    __slots__ = ("arn", "ttl", "master", "viewers", "real_viewers", "pending", "checks")
+    """This node's connections of one channel (retention and cluster-wide counts are the bus's)."""
+
+    __slots__ = ("arn", "ttl", "master", "viewers")
 
     def __init__(self, arn: str, ttl: float) -> None:
         self.arn = arn
         self.ttl = ttl
         self.master: Conn | None = None
         self.viewers: dict[str, Conn] = {}
-        self.real_viewers = 0
-        """Viewers that count against the quota (virtual peers of SendAlexaOfferToMaster do not)."""
-        self.pending: dict[str, list[Envelope]] = {}
-        """Recipient key → undelivered envelopes, oldest first."""
-        self.checks: dict[str, float] = {}
-        """Recipient key (the same keys as ``pending``) → when the sweep next looks at its envelopes:
-        the earliest expiry among them (or earlier), with an entry in the router's expiry heap."""
 
     def conns(self) -> list[Conn]:
         out = list(self.viewers.values())
@@ -227,7 +252,7 @@ class Channel:
         return out
 
     def empty(self) -> bool:
-        return self.master is None and not self.viewers and not self.pending
+        return self.master is None and not self.viewers
 
 
 class _Schedule:
@@ -301,44 +326,22 @@ class Router:
         maximum duration; empty when neither limit is configured."""
         self._closing = _Schedule(seq)
         """Connections GOING_AWAY, by the time they are closed."""
-        self._expiries: list[tuple[float, int, Channel, str]] = []
-        """A heap of ``(time, seq, channel, recipient key)``: when the sweep next looks at a
-        recipient's retained envelopes (see ``Channel.checks``; an entry whose time is no longer the
-        recipient's check time is stale and skipped)."""
         self._seq = seq
-        self._connects: BucketTable[tuple[str, bool]] | None = table(quotas.connects_per_second_per_channel)
-        """Accepted connects by (channel ARN, is master): ConnectAsMaster and ConnectAsViewer are
-        each limited per channel (AWS: 3 TPS each). The buckets live here, not on the Channel,
-        which is forgotten when its last socket closes: connect-and-close churn must not get a
-        fresh bucket each time. The table forgets a bucket once it has refilled."""
-
-    # --- the live trace ------------------------------------------------------------------------
-    def take_notes(self) -> list[TraceNote]:
-        notes, self.notes = self.notes, []
-        return notes
-
-    def _note(self, arn: str, event: str, msg_type: str, sender: str, recipient: str, now: float,
-              payload: str | None = None, frame: str | None = None, detail: str = "") -> None:
-        """Note a message of a traced channel (callers check ``arn in self.traced`` first: the
-        untraced relay path pays one set lookup and nothing else)."""
-        if payload is None and frame is not None:
-            payload = frames.to_dict(frame).get("messagePayload")
-        self.notes.append(TraceNote(now, event, arn, msg_type, sender or None, recipient or None, payload, detail))
 
     # --- connections -------------------------------------------------------------------------
     def connect(self, arn: str, client_id: str | None, ttl: float, now: float, handle: Any, *,
-                virtual: bool = False) -> tuple[Conn, list[Action]]:
-        """A socket passed authentication for ``arn`` (``client_id`` None = master).
+                virtual: bool = False, token: int = 0) -> tuple[Conn, list[Action]]:
+        """A socket passed authentication for ``arn`` (``client_id`` None = master) and the bus
+        registered it as ``token`` (its limits said yes).
 
-        Raises :class:`Refused` when a limit forbids it. Otherwise returns the new connection and
-        the actions: the close of the socket it replaces, then the retained messages for it, in
-        order.
+        Raises :class:`Refused` for a channel deleted while this node ran. Otherwise returns the
+        new connection and the actions: the close of the socket it replaces on this node, if any
+        (one on another node is told by the bus: :meth:`taken_over`). Retained messages come from
+        the bus once the hub starts the registration.
         """
         if arn in self._deleted:
             raise Refused("ResourceNotFoundException", "The requested channel is not found or not active.", 404)
         ch = self.channels.get(arn)
-        if not virtual:  # a server-side peer is not a client connect
-            self._admit(arn, ch, client_id, now)
         actions: list[Action] = []
         if ch is None:
             ch = Channel(arn, ttl)
@@ -346,7 +349,7 @@ class Router:
             actions.append(Subscribe(arn))
         else:
             ch.ttl = ttl
-        conn = Conn(ch, client_id, handle, now, self.quotas, virtual)
+        conn = Conn(ch, client_id, handle, now, self.quotas, virtual, token)
         if self._watching and not virtual:  # a server-side peer ends when its own work does
             conn.timer = self._watch.push(self._watch_at(conn), conn)
         if client_id is None:
@@ -355,76 +358,65 @@ class Router:
         else:
             old = ch.viewers.get(client_id)
             ch.viewers[client_id] = conn
-            if not virtual:
-                ch.real_viewers += 1
         if not virtual:
             self.stats.connections[_role(conn)] += 1
         if old is not None:
-            self._detach(old, replaced=True)
+            self._detach(old, actions)
             self._end(old, CLOSE_NORMAL, "replaced by a newer connection", actions)
-        retained = ch.pending.pop(conn.key, None)
-        if retained:
-            del ch.checks[conn.key]
-            stats = self.stats
-            traced = arn in self.traced
-            for env in retained:
-                outcome = DELIVERED if env.expires > now else EXPIRED
-                if outcome == DELIVERED:
-                    actions.append(Send(conn, env.frame))
-                    conn.received += 1
-                    stats.delivered[env.msg_type] += 1
-                    stats.delivery.observe(now - (env.expires - ch.ttl))
-                else:
-                    stats.messages[env.msg_type, EXPIRED] += 1
-                if traced:
-                    self._note(arn, outcome, env.msg_type, env.sender, env.recipient, now, frame=env.frame)
         return conn, actions
-
-    def _admit(self, arn: str, ch: Channel | None, client_id: str | None, now: float) -> None:
-        """The viewer quota, then the channel's connect rate for the role: a token is spent only
-        by a connect that every other check let through (a rate of accepted handshakes)."""
-        q = self.quotas
-        if client_id is not None and q.max_viewers_per_channel is not None:
-            count = ch.real_viewers if ch is not None else 0
-            existing = ch.viewers.get(client_id) if ch is not None else None
-            if (existing is None or existing.virtual) and count >= q.max_viewers_per_channel:
-                raise Refused(CLIENT_LIMIT, f"The channel already has the maximum of "
-                                            f"{q.max_viewers_per_channel} connected viewers.")
-        connects = self._connects
-        if connects is not None and not connects.take((arn, client_id is None), now):
-            role = "master" if client_id is None else "viewer"
-            raise Refused(CLIENT_LIMIT, f"Too many {role} connections to this channel; the limit is "
-                                        f"{q.connects_per_second_per_channel:g} per second.")
 
     def disconnect(self, conn: Conn, now: float) -> list[Action]:
         """The socket is gone (closed by either side)."""
         if conn.state is CLOSED:
             return _NOTHING
-        self._detach(conn)
+        actions: list[Action] = []
+        self._detach(conn, actions)
         ch = conn.channel
         if ch.empty() and self.channels.get(ch.arn) is ch:
             del self.channels[ch.arn]
-            return [Unsubscribe(ch.arn)]
-        return _NOTHING
+            actions.append(Unsubscribe(ch.arn))
+        return actions
 
-    def _detach(self, conn: Conn, replaced: bool = False) -> None:
-        """Stop routing to ``conn`` (it was replaced, closed or disconnected)."""
+    def taken_over(self, conn: Conn, now: float) -> list[Action]:
+        """A newer connection with ``conn``'s key registered on another node (the bus said so):
+        close this one as a local replacement is closed."""
+        return self._end_detached(conn, CLOSE_NORMAL, "replaced by a newer connection")
+
+    def lost(self, conn: Conn, now: float) -> list[Action]:
+        """The bus no longer has ``conn``'s registration (this node was taken for dead while it was
+        cut off): close it, so that the client reconnects and registers again."""
+        return self._end_detached(conn, CLOSE_GOING_AWAY, "the connection must be re-established")
+
+    def _end_detached(self, conn: Conn, code: int, reason: str) -> list[Action]:
+        if conn.state is CLOSED:
+            return _NOTHING
+        actions: list[Action] = []
+        self._detach(conn, actions)
+        self._end(conn, code, reason, actions)
+        ch = conn.channel
+        if ch.empty() and self.channels.get(ch.arn) is ch:
+            del self.channels[ch.arn]
+            actions.append(Unsubscribe(ch.arn))
+        return actions
+
+    def _detach(self, conn: Conn, actions: list[Action]) -> None:
+        """Stop routing to ``conn`` (it was replaced, closed or disconnected), and free its key in
+        the bus's mailboxes (:class:`Unregister`)."""
         if conn.timer is not None:
             (self._watch if conn.state is OPEN else self._closing).cancel(conn.timer)
             conn.timer = None
-        if conn.state is not CLOSED and not conn.virtual:
+        if conn.state is CLOSED:
+            return
+        if not conn.virtual:
             self.stats.connections[_role(conn)] -= 1
         conn.state = CLOSED
+        actions.append(Unregister(conn))
         ch = conn.channel
         if conn.client_id is None:
             if ch.master is conn:
                 ch.master = None
-        else:
-            current = ch.viewers.get(conn.client_id)
-            if current is conn:
-                del ch.viewers[conn.client_id]
-            if (current is conn or replaced) and not conn.virtual:
-                ch.real_viewers -= 1
+        elif ch.viewers.get(conn.client_id) is conn:
+            del ch.viewers[conn.client_id]
 
     def _end(self, conn: Conn, code: int, reason: str, actions: list[Action]) -> None:
         """A server-initiated close of a detached connection: GO_AWAY first only if configured."""
@@ -432,16 +424,28 @@ class Router:
             actions.append(Send(conn, GO_AWAY_FRAME))
         actions.append(Close(conn, code, reason))
 
-    # --- messages ------------------------------------------------------------------------------
+    # --- the live trace ------------------------------------------------------------------------
+    def take_notes(self) -> list[TraceNote]:
+        notes, self.notes = self.notes, []
+        return notes
+
+    def _note(self, arn: str, event: str, msg_type: str, sender: str, recipient: str, now: float,
+              payload: str | None = None, frame: str | None = None, detail: str = "") -> None:
+        """Note a message of a traced channel (callers check ``self.traced`` first: the untraced
+        relay path pays one truth test and nothing else)."""
+        if payload is None and frame is not None:
+            payload = frames.to_dict(frame).get("messagePayload")
+        self.notes.append(TraceNote(now, event, arn, msg_type, sender or None, recipient or None, payload, detail))
+
     def _fail(self, conn: Conn, action: Any, correlation_id: Any, now: float, error_type: str,
               description: str) -> list[Action]:
-        """A refused message: counted, noted when traced, answered by :func:`_status`."""
-        kind = message_type(action)
-        self.stats.messages[kind, REJECTED] += 1
-        if conn.channel.arn in self.traced:
-            self._note(conn.channel.arn, REJECTED, kind, conn.key, "", now, detail=f"{error_type}: {description}")
-        return _status(conn, correlation_id, error_type, description)
+        """A refused message: counted, noted when traced, answered by :func:`_fail`."""
+        if self.traced and conn.channel.arn in self.traced:
+            self._note(conn.channel.arn, REJECTED, message_type(action), conn.key, "", now,
+                       detail=f"{error_type}: {description}")
+        return _fail(self.stats, conn, action, correlation_id, error_type, description)
 
+    # --- messages ------------------------------------------------------------------------------
     def message(self, conn: Conn, text: str, now: float) -> list[Action]:
         """A text frame from ``conn``: a Publish, a STATUS_RESPONSE, a close, or nothing."""
         if conn.state is CLOSED:
@@ -451,7 +455,7 @@ class Router:
             m = frames.parse(text)
         except Malformed as exc:
             self.stats.messages[message_type(None), REJECTED] += 1
-            if conn.channel.arn in self.traced:
+            if self.traced and conn.channel.arn in self.traced:
                 self._note(conn.channel.arn, REJECTED, message_type(None), conn.key, "", now, detail=str(exc))
             return [Close(conn, CLOSE_INVALID_DATA, str(exc))]
         cid = m.correlation_id
@@ -487,62 +491,49 @@ class Router:
         conn.sent += 1
         if self.traced and ch.arn in self.traced:
             self._note(ch.arn, "sent", action, conn.key, recipient, now, payload=payload)
-        return [_new(Publish, (ch.arn, envelope))]
+        return [_new(Post, (ch.arn, envelope))]
 
     def deliver(self, topic: str, message: Message, now: float) -> list[Action]:
-        """A message from the bus: an envelope is sent to its local recipient or retained until
-        it expires; a control event is applied."""
+        """A control event from the bus, applied to this node's connections of the channel
+        (client messages come through the mailboxes: :meth:`deliver_mail`)."""
         ch = self.channels.get(topic)
-        if ch is None:
+        if ch is None or isinstance(message, Envelope):
             return _NOTHING
-        if type(message) is not Envelope:
-            return self._apply(ch, message, now)  # type: ignore[arg-type]  # a Control: the bus carries only the two
-        key = message.recipient
-        target = ch.master if key == MASTER else ch.viewers.get(key)
-        if self.traced and ch.arn in self.traced:
-            self._note(ch.arn, DELIVERED if target is not None else BUFFERED if message.expires > now else EXPIRED,
-                       message.msg_type, message.sender, key, now, frame=message.frame)
-        if target is not None:
-            target.last_active = now
-            target.received += 1
+        return self._apply(ch, message, now)
+
+    def deliver_mail(self, conn: Conn, envelopes: Sequence[Envelope], now: float) -> list[Action]:
+        """The bus hands ``conn`` messages posted to its key (live, or retained for it): send them,
+        in order, counted as delivered with their latency since they were sent."""
+        if conn.state is CLOSED:
+            return _NOTHING
+        conn.last_active = now
+        conn.received += len(envelopes)
+        stats = self.stats
+        ttl = conn.channel.ttl
+        if self.traced and conn.channel.arn in self.traced:
+            for e in envelopes:
+                self._note(conn.channel.arn, "delivered", e.msg_type, e.sender, e.recipient, now, frame=e.frame)
+        if len(envelopes) == 1:
+            message = envelopes[0]
             if self.count_deliveries:  # inlined Histogram.observe: the one count per relayed message
-                stats = self.stats
                 stats.delivered[message.msg_type] += 1
-                latency = now - (message.expires - ch.ttl)
+                latency = now - (message.expires - ttl)
                 hist = stats.delivery
                 hist.counts[bisect_left(hist.bounds, latency)] += 1
                 hist.total += latency
-            return [_new(Send, (target, message.frame))]
-        if message.expires > now:
-            self._retain(ch, key, message)
-            self.stats.messages[message.msg_type, BUFFERED] += 1
-        else:
-            self.stats.messages[message.msg_type, EXPIRED] += 1
-        return _NOTHING
+            return [_new(Send, (conn, message.frame))]
+        out: list[Action] = []
+        for message in envelopes:
+            if self.count_deliveries:
+                stats.delivered[message.msg_type] += 1
+                stats.delivery.observe(now - (message.expires - ttl))
+            out.append(_new(Send, (conn, message.frame)))
+        return out
 
-    def _retain(self, ch: Channel, key: str, env: Envelope) -> None:
-        checks = ch.checks
-        at = checks.get(key)
-        if at is None or env.expires < at:  # one heap entry per recipient: a constant TTL pushes one
-            checks[key] = env.expires
-            heappush(self._expiries, (env.expires, next(self._seq), ch, key))
-        queue = ch.pending.get(key)
-        if queue is None:
-            ch.pending[key] = [env]
-            return
-        if env.msg_type in SDP_ACTIONS:
-            # A newer undelivered offer (answer) from the same sender replaces the older one.
-            for i, old in enumerate(queue):
-                if old.msg_type == env.msg_type and old.sender == env.sender:
-                    del queue[i]
-                    self.stats.messages[old.msg_type, REPLACED] += 1
-                    if ch.arn in self.traced:
-                        self._note(ch.arn, REPLACED, old.msg_type, old.sender, key, env.expires - ch.ttl, frame=old.frame)
-                    break
-        queue.append(env)
-        if len(queue) > MAX_RETAINED_PER_RECIPIENT:
-            self.stats.messages[queue[0].msg_type, EXPIRED] += 1  # dropped undelivered, as at its expiry
-            del queue[0]
+    def outcome(self, msg_type: str, outcome: str, count: int = 1) -> None:
+        """The bus reports what became of posted messages that were not delivered at once
+        (``buffered``, ``replaced``, ``expired``): counted like every other outcome."""
+        self.stats.messages[message_type(msg_type), outcome] += count
 
     # --- channel events ------------------------------------------------------------------------
     def update_ttl(self, arn: str, ttl: float) -> list[Action]:
@@ -577,7 +568,7 @@ class Router:
         elif verb is ControlVerb.DELETE:
             self._deleted.add(ch.arn)
             for c in ch.conns():
-                self._detach(c)
+                self._detach(c, actions)
                 self._end(c, CLOSE_GOING_AWAY, "the signaling channel was deleted", actions)
             del self.channels[ch.arn]
             actions.append(Unsubscribe(ch.arn))
@@ -592,7 +583,7 @@ class Router:
         elif verb is ControlVerb.DISCONNECT:
             target = ch.master if event.argument == MASTER else ch.viewers.get(event.argument)
             if target is not None:
-                self._detach(target)
+                self._detach(target, actions)
                 self._end(target, CLOSE_GOING_AWAY, "disconnected by the operator", actions)
                 if ch.empty():
                     del self.channels[ch.arn]
@@ -641,8 +632,6 @@ class Router:
             self._close_gone_away(now, actions, emptied)
         if self._watch.is_due(now):
             self._end_idle_and_old(now, actions, emptied)
-        if self._expiries and self._expiries[0][0] <= now:
-            self._expire_retained(now, emptied)
         for ch in emptied:
             if ch.empty() and self.channels.get(ch.arn) is ch:
                 del self.channels[ch.arn]
@@ -654,7 +643,7 @@ class Router:
         closed by a later one)."""
         for c in self._closing.due(now):
             if c.state is GOING_AWAY:
-                self._detach(c)
+                self._detach(c, actions)
                 actions.append(Close(c, CLOSE_GOING_AWAY, c.close_reason))
                 emptied.append(c.channel)
 
@@ -687,54 +676,21 @@ class Router:
             if self.go_away_frames:
                 self._going_away(c, deadline, reason, actions)
             else:
-                self._detach(c)
+                self._detach(c, actions)
                 actions.append(Close(c, CLOSE_GOING_AWAY, reason))
                 emptied.append(c.channel)
         for c in later:  # after the loop: one pass per sweep, even if float rounding says "due" again
             c.timer = self._watch.push(self._watch_at(c), c)
-
-    def _expire_retained(self, now: float, emptied: list[Channel]) -> None:
-        """Drop retained messages past their own expiry (a TTL change applies to later ones)."""
-        expiries = self._expiries
-        while expiries and expiries[0][0] <= now:
-            at, _, ch, key = heappop(expiries)
-            checks = ch.checks
-            if checks.get(key) != at or self.channels.get(ch.arn) is not ch:
-                continue  # delivered, rescheduled, or the channel is gone
-            queue = ch.pending[key]
-            kept = [e for e in queue if e.expires > now]
-            for e in queue:
-                if e.expires <= now:
-                    self.stats.messages[e.msg_type, EXPIRED] += 1
-                    if ch.arn in self.traced:
-                        self._note(ch.arn, EXPIRED, e.msg_type, e.sender, key, now, frame=e.frame)
-            if not kept:
-                del ch.pending[key]
-                del checks[key]
-                emptied.append(ch)
-                continue
-            if len(kept) != len(queue):
-                ch.pending[key] = kept
-            at = checks[key] = min(e.expires for e in kept)  # > now: not seen again in this sweep
-            heappush(expiries, (at, next(self._seq), ch, key))
 
     # --- introspection -------------------------------------------------------------------------
     def connections(self, arn: str) -> list[Conn]:
         ch = self.channels.get(arn)
         return ch.conns() if ch is not None else []
 
-    def retained(self, arn: str, key: str) -> list[Envelope]:
-        ch = self.channels.get(arn)
-        return list(ch.pending.get(key, ())) if ch is not None else []
-
-    def remembered_connects(self) -> int:
-        """Connect-rate buckets held (bounded by the channels and roles connected to lately)."""
-        return len(self._connects) if self._connects is not None else 0
-
     def scheduled(self) -> "Scheduled":
-        """What the sweep will look at: entries in its three schedules (their memory is bounded
-        by what is connected or retained, never by what came and went)."""
-        return Scheduled(len(self._watch), len(self._closing), len(self._expiries))
+        """What the sweep will look at: entries in its two schedules (their memory is bounded
+        by what is connected, never by what came and went; retention's expiry is the bus's)."""
+        return Scheduled(len(self._watch), len(self._closing))
 
 
 class Scheduled(NamedTuple):
@@ -742,16 +698,16 @@ class Scheduled(NamedTuple):
     """Open connections watched for the idle timeout / maximum duration."""
     closing: int
     """Connections sent a GO_AWAY, waiting for their close."""
-    expiries: int
-    """Recipients whose retained messages have an expiry check."""
 
 
 def _role(conn: Conn) -> str:
     return "master" if conn.client_id is None else "viewer"
 
 
-def _status(conn: Conn, correlation_id: Any, error_type: str, description: str) -> list[Action]:
-    """STATUS_RESPONSE only when the refused message carried a correlationId."""
+def _fail(stats: RouterStats, conn: Conn, action: Any, correlation_id: Any, error_type: str,
+          description: str) -> list[Action]:
+    """A refused message, counted; STATUS_RESPONSE only when it carried a correlationId."""
+    stats.messages[message_type(action), REJECTED] += 1
     if type(correlation_id) is str and correlation_id:
         return [Send(conn, frames.status_response(correlation_id, error_type, description))]
     return _NOTHING

@@ -48,17 +48,19 @@ class Session:
         self.ws = ws
         self.transport = transport
 
-    def send(self, text: str) -> None:
+    def send(self, text: str) -> bool:
+        """Write one text frame; False when the socket is closing or gone (nothing was written)."""
         transport = self.transport
         if transport is None or self.closing or transport.is_closing():
-            return
+            return False
         ws = self.ws
         if ws is not None and ws.closed:
-            return
+            return False
         transport.write(text_frame(text.encode("utf-8")))
         if transport.get_write_buffer_size() > MAX_BACKLOG:
             log.warning("closing a signaling socket that does not read its messages (slow consumer)")
             self.close(1008, "slow consumer: too many unread messages")
+        return True
 
     def close(self, code: int, reason: str) -> None:
         if self.closing or self.ws is None:

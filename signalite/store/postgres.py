@@ -60,10 +60,15 @@ from .base import Entity, LimitExceeded, NameInUse, Resource
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to establish one connection (start-up fails after this)."""
-ACQUIRE_TIMEOUT = 10.0
+ACQUIRE_TIMEOUT = 3.0
 """Seconds a query waits for a pooled connection (including reconnecting one)."""
-COMMAND_TIMEOUT = 15.0
+COMMAND_TIMEOUT = 5.0
 """Seconds a statement may take before it is abandoned."""
+FAIL_FAST = 1.0
+"""After a query failed because PostgreSQL could not be reached, queries in the next this many
+seconds fail at once (ConnectionError: the REST edge answers 503, which clients retry) instead of
+each waiting for its own timeout; then one is let through to find out whether it is back."""
+_UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 PING_TIMEOUT = 3.0
 """Upper bound of :meth:`PostgresStore.ping` as a whole."""
 
@@ -138,6 +143,8 @@ class PostgresStore:
         self._table = f'"{self._schema}".{TABLE}' if self._schema else TABLE
         self._entities = f'"{self._schema}".{ENTITIES}' if self._schema else ENTITIES
         self._pool: asyncpg.Pool | None = None
+        self._failed_at = -FAIL_FAST
+        self._failure = ""
 
     @property
     def schema(self) -> str | None:
@@ -232,8 +239,18 @@ class PostgresStore:
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-            yield conn
+        """A pooled connection; ConnectionError (retriable) when PostgreSQL cannot be reached,
+        at once while it failed within the last :data:`FAIL_FAST` seconds."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._failed_at < FAIL_FAST:
+            raise ConnectionError(f"PostgreSQL unreachable: {self._failure}")
+        try:
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                yield conn
+        except _UNREACHABLE as exc:
+            self._failed_at = loop.time()
+            self._failure = _describe(exc)
+            raise ConnectionError(f"PostgreSQL unreachable: {self._failure}") from exc
 
     async def ping(self) -> bool:
         """True when PostgreSQL answers; raises :class:`ConnectionError` (never hangs) otherwise."""
@@ -254,6 +271,7 @@ class PostgresStore:
             task.result()
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConnectionError(f"PostgreSQL unreachable: {_describe(exc)}") from exc
+        self._failed_at = -FAIL_FAST  # it answers: let queries through again
         return True
 
     # --- records ---------------------------------------------------------------------------

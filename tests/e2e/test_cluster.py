@@ -4,9 +4,8 @@
 Each test has its own PostgreSQL schema and Redis channel prefix. Where a client must not send
 before the other node listens, the test asks Redis itself (PUBSUB NUMSUB) rather than sleeping.
 
-The ``xfail(strict=True)`` tests pin what a cluster does not do yet (see the report that came with
-the Redis bus and ``bus/base.py``): they need presence and shared retention in the cluster bus.
-When one starts to pass, remove its marker.
+The last three tests were strict xfails until the bus had presence and shared retention
+(``bus/base.py`` mailboxes); more cluster behaviour is in ``test_cluster_nodes.py``.
 """
 
 from __future__ import annotations
@@ -146,10 +145,8 @@ def test_ready_answers_503_while_redis_is_unreachable_and_recovers(make_server, 
                what=lambda: f"/ready recovering (now {server.ready()})")
 
 
-# --- what a cluster does not do yet (presence and shared retention) ----------------------------
+# --- presence and shared retention across nodes ------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="no shared retention: a message for an offline recipient is "
-                                       "retained only by nodes subscribed to the channel when it was sent")
 async def test_a_message_for_an_offline_master_reaches_it_on_another_node(cluster, name):
     arn = cluster.channel(name)
     viewer = await connect(cluster.b, arn, "v")
@@ -163,8 +160,6 @@ async def test_a_message_for_an_offline_master_reaches_it_on_another_node(cluste
         await viewer.close()
 
 
-@pytest.mark.xfail(strict=True, reason="no presence: every subscribed node retains a message for a "
-                                       "recipient not connected to it, so it is delivered again later")
 async def test_a_delivered_message_is_not_delivered_again_on_another_node(cluster, name):
     arn = cluster.channel(name)
     master = await connect(cluster.a, arn)
@@ -175,16 +170,14 @@ async def test_a_delivered_message_is_not_delivered_again_on_another_node(cluste
     await master.close()
     again = await connect(cluster.b, arn)  # the master reconnects through node b
     try:
-        # Node b retained the offer (it has no presence) and sends it on connect, before the
-        # answer to the marker: that it does is what this pins.
+        # Had node b retained the offer as well, it would send it on connect, before the answer
+        # to the marker.
         await again.assert_nothing_before_marker()
     finally:
         await again.close()
         await viewer.close()
 
 
-@pytest.mark.xfail(strict=True, reason="no presence: a newer master on another node does not replace "
-                                       "the older one")
 async def test_a_newer_master_on_another_node_replaces_the_older(cluster, name):
     arn = cluster.channel(name)
     old = await connect(cluster.a, arn)

@@ -99,7 +99,9 @@ async def test_ping_raises_while_the_database_is_cut_off_and_recovers(postgres_u
         postgres_proxy.stop()
         with pytest.raises(ConnectionError, match="PostgreSQL unreachable"):
             await store.ping()
-        with pytest.raises(Exception):  # operations fail too (the REST edge answers 500), they do not hang
+        with pytest.raises(ConnectionError):  # operations fail too (the REST edge answers 503), they do not hang
+            await store.count(ACCOUNT, REGION, "channel")
+        with pytest.raises(ConnectionError, match="PostgreSQL unreachable"):  # the next one at once
             await store.count(ACCOUNT, REGION, "channel")
         postgres_proxy.start()
         await _ping_until_ok(store)

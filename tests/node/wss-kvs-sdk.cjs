@@ -1,13 +1,15 @@
 // One master and several viewers of the official KVS WebRTC SDK (amazon-kinesis-video-streams-webrtc)
 // on Signalite's WSS endpoint, signalling only (no media).
-// Usage: node wss-kvs-sdk.cjs <channel-arn> <wss-endpoint> <viewer-count>
+// Usage: node wss-kvs-sdk.cjs <channel-arn> <wss-endpoint> <viewer-count> [<viewer-endpoint>,...]
+// (viewers take the optional endpoints in turn: a cluster's nodes).
 // Credentials, region and NODE_EXTRA_CA_CERTS come from the environment. Each viewer sends an offer
 // and two ICE candidates naming itself; the master answers each viewer with an answer and a
 // candidate naming that viewer. Prints one JSON object with everything each side received.
 globalThis.WebSocket = require("ws");
 const KVS = require("amazon-kinesis-video-streams-webrtc");
 
-const [channelARN, channelEndpoint, countArg] = process.argv.slice(2);
+const [channelARN, channelEndpoint, countArg, viewerArg] = process.argv.slice(2);
+const viewerEndpoints = (viewerArg || channelEndpoint).split(",");
 const count = Number(countArg || 3);
 const common = {
   channelARN, channelEndpoint, region: process.env.AWS_REGION, systemClockOffset: 0,
@@ -48,7 +50,8 @@ master.on("open", () => {
   for (let i = 0; i < count; i++) {
     const clientId = "node-viewer-" + i;
     const rec = result.viewers[clientId] = { answers: [], candidates: [], statuses: [] };
-    const viewer = new KVS.SignalingClient({ ...common, role: KVS.Role.VIEWER, clientId });
+    const viewer = new KVS.SignalingClient({ ...common, role: KVS.Role.VIEWER, clientId,
+                                             channelEndpoint: viewerEndpoints[i % viewerEndpoints.length] });
     clients.push(viewer);
     viewer.on("error", e => result.errors.push(clientId + ": " + (e && e.message)));
     viewer.on("statusResponse", s => rec.statuses.push(s));
