@@ -4,6 +4,9 @@ websockets), for IAM users, federation tokens and role sessions."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import websockets
@@ -202,3 +205,33 @@ def test_iam_itself_is_authorized(server, make_user, iam, name):
     assert (code, status) == ("AccessDenied", 403) and "iam:CreateUser" in message
     sts = server.boto("sts", access_key=reader["AccessKeyId"], secret_key=reader["SecretAccessKey"])
     assert sts.get_caller_identity()["Arn"].endswith(f":user/{reader['User']}")  # always allowed
+
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+@pytest.mark.node
+@pytest.mark.skipif(shutil.which("node") is None or not (NODE_DIR / "node_modules" / "amazon-kinesis-video-streams-webrtc").exists(),
+                    reason="needs Node.js and tests/node/node_modules")
+def test_the_kvs_js_sdk_connects_as_a_viewer_with_a_federation_token_scoped_to_one_channel(server, make_user, channels):
+    a, b = channels
+    # the token's rights are the backend's intersected with its policy (as on AWS)
+    backend = make_user(allow(["sts:GetFederationToken", "kinesisvideo:*"]))
+    sts = server.boto("sts", access_key=backend["AccessKeyId"], secret_key=backend["SecretAccessKey"])
+    creds = sts.get_federation_token(Name="js-viewer", DurationSeconds=900, Policy=doc(
+        allow(["kinesisvideo:ConnectAsViewer"], a)))["Credentials"]
+    wss = server.boto().get_signaling_channel_endpoint(ChannelARN=a, SingleMasterChannelEndpointConfiguration={
+        "Protocols": ["WSS"], "Role": "VIEWER"})["ResourceEndpointList"][0]["ResourceEndpoint"]
+    env = {**server.client_env, "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+           "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"], "AWS_SESSION_TOKEN": creds["SessionToken"]}
+
+    def viewer(arn: str) -> dict:
+        proc = subprocess.run(["node", str(NODE_DIR / "kvs-viewer-token.cjs"), arn, wss, "js-viewer-1"], cwd=NODE_DIR,
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    allowed = viewer(a)
+    assert allowed["opened"] and allowed["error"] is None, allowed
+    refused = viewer(b)  # the same token, another channel: the handshake answers 403
+    assert not refused["opened"] and refused["error"] is not None, refused
