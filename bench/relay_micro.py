@@ -57,27 +57,55 @@ def load_revision(revision: str) -> ModuleType:
 
 
 def current_relay(count_deliveries: bool = True) -> Callable[[int], float]:
+    """This tree: messages go router → ``Post`` → the bus's mailbox of the recipient → the hub's
+    mail handler → ``Router.deliver_mail`` → ``Send`` (the path of the embedded server)."""
+    import asyncio
+
+    from signalite.bus.base import Limits
     from signalite.bus.local import LocalBus
     from signalite.config import Quotas
-    from signalite.signaling.router import Close, Publish, Router, Send, Subscribe
+    from signalite.signaling.router import MASTER, Close, Post, Publish, Router, Send, Subscribe
 
     def relay(messages: int) -> float:
         router, bus, now = Router(Quotas.profile("relaxed"), count_deliveries=count_deliveries), LocalBus(), 1_800_000_000.0
+        conns: dict[int, Any] = {}
 
         def run(actions: list[Any]) -> None:  # as signalite.signaling.hub.Hub.run
             for a in actions:
                 if type(a) is Send:
                     a.conn.handle.send(a.text)
-                elif type(a) is Publish:
-                    bus.publish(a.topic, a.message)
+                elif type(a) is Post:
+                    bus.post(a.topic, a.envelope)
                 elif type(a) is Close:
                     a.conn.handle.close(a.code, a.reason)
+                elif type(a) is Publish:
+                    bus.publish(a.topic, a.message)
                 elif type(a) is Subscribe:
                     bus.subscribe(a.topic, lambda t, m: run(router.deliver(t, m, now)))
-                else:
-                    bus.unsubscribe(a.topic)
 
-        return _time(router, run, messages, now)
+        class Mail:  # the hub's side of the mailboxes
+            def deliver(self, token: int, envelopes: Any) -> int:
+                run(router.deliver_mail(conns[token], envelopes, now))
+                return len(envelopes)
+
+            def taken_over(self, token: int) -> None: ...
+
+            def lost(self, token: int) -> None: ...
+
+            def outcome(self, msg_type: str, outcome: str, count: int) -> None: ...
+
+        bus.set_mail_handler(Mail())
+
+        def connect(client_id: str | None, handle: Sink, token: int) -> Any:
+            key = MASTER if client_id is None else client_id
+            asyncio.run(bus.register(ARN, key, token, virtual=False, limits=Limits(None, None)))
+            conn, actions = router.connect(ARN, client_id, 60, now, handle, token=token)
+            conns[token] = conn
+            run(actions)
+            bus.start(ARN, key, token)
+            return conn
+
+        return _time(connect, run, messages, now, router)
 
     return relay
 
@@ -105,17 +133,21 @@ def baseline_relay(base: ModuleType) -> Callable[[int], float]:
                 elif op is UNSUBSCRIBE:
                     bus.unsubscribe(action[1])
 
-        return _time(router, run, messages, now)
+        def connect(client_id: str | None, handle: Sink, token: int) -> Any:
+            conn, actions = router.connect(ARN, client_id, 60, now, handle)
+            run(actions)
+            return conn
+
+        return _time(connect, run, messages, now, router)
 
     return relay
 
 
-def _time(router: Any, run: Callable[[list[Any]], None], messages: int, now: float) -> float:
+def _time(connect: Callable[[str | None, Sink, int], Any], run: Callable[[list[Any]], None], messages: int,
+          now: float, router: Any) -> float:
     master = Sink()
-    _, actions = router.connect(ARN, None, 60, now, master)
-    run(actions)
-    viewer, actions = router.connect(ARN, "v", 60, now, Sink())
-    run(actions)
+    connect(None, master, 1)
+    viewer = connect("v", Sink(), 2)
     start = time.perf_counter_ns()
     for _ in range(messages):
         run(router.message(viewer, FRAME, now))
