@@ -139,9 +139,6 @@ class Authorizer:
         if decision is not None and not decision.allowed:
             raise ServiceError(code, decision.message(who.arn, action, resource))
 
-    def needs_resource_tags(self, grants: Grants) -> bool:
-        return grants.uses_resource_tags
-
 
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 
