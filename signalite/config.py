@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
@@ -350,10 +351,11 @@ class Settings:
     clock_skew_seconds: int = 300
 
     # --- derived values -------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def advertised_url(self) -> str:
         """Base URL put into returned endpoints, no trailing slash and never the scheme's default
-        port (``https://host``, not ``https://host:443``): the KVS C SDK refuses URLs with a port."""
+        port (``https://host``, not ``https://host:443``): the KVS C SDK refuses URLs with a port.
+        Worked out once (settings never change; every GetSignalingChannelEndpoint reads it)."""
         if self.public_url:
             return without_default_port(self.public_url)
         host = self.host

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .errors import invalid
+
 _ARN = re.compile(
     r"^arn:(?P<partition>aws[a-zA-Z-]*):(?P<service>kinesisvideo):(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):"
     r"(?P<kind>[a-z]+)/(?P<name>[a-zA-Z0-9_.-]+)/(?P<millis>[0-9]+)$"
@@ -42,8 +44,6 @@ def parse(value: str) -> Arn | None:
 def require(value: str, kind: str, member: str) -> Arn:
     """``value`` parsed, or the InvalidArgumentException AWS answers for a malformed ARN or one of
     another resource type in member ``member``."""
-    from .errors import invalid  # noqa: PLC0415 - errors is a leaf; keeps this module import-free
-
     parsed = parse(value)
     if parsed is None:
         raise invalid(f"{member} '{value}' is not a valid ARN.")
