@@ -10,6 +10,7 @@ reach a subscriber in order, so once the marker is in, the message would have be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import json
@@ -476,7 +477,14 @@ async def test_a_batch_sent_again_after_a_lost_reply_is_delivered_once(redis_url
         redis_proxy.hold_replies()
         a.publish(t, env(1))
         a.publish(t, env(2))
-        await rb.wait(3)          # Redis delivered both; a has not heard back
+        # Usually Redis delivers both now and a never hears back, so a sends the batch again after
+        # the break below. If a's writer had another operation of its own in flight (a lease, a
+        # subscription sync), the two wait behind its held reply and go out after the break instead.
+        # Either way each must arrive exactly once: the final assertion holds in both cases, so
+        # this wait only gives the common case its chance and fails nothing.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                await rb.wait(3)
         redis_proxy.stop()        # a's connection breaks with the reply in flight
         redis_proxy.thaw()
         redis_proxy.start()
