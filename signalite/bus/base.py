@@ -126,6 +126,22 @@ class MailHandler(Protocol):
         ...
 
 
+class NoMail:
+    """The mail handler of a bus nobody has given one yet: every delivery is refused (kept)."""
+
+    def deliver(self, token: int, envelopes: Sequence[Envelope]) -> int:
+        return 0
+
+    def taken_over(self, token: int) -> None:
+        return None
+
+    def lost(self, token: int) -> None:
+        return None
+
+    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
+        return None
+
+
 class Bus(ABC):
     @abstractmethod
     async def open(self) -> None: ...

@@ -5,23 +5,9 @@ as the Redis bus's Lua scripts, so one node behaves exactly as a cluster of one.
 from __future__ import annotations
 
 from ..clock import Clock, SystemClock
-from .base import BUFFERED, Bus, Envelope, Handler, Limits, MailHandler, Message, Registration, dispatch
+from .base import BUFFERED, Bus, Envelope, Handler, Limits, MailHandler, Message, NoMail, Registration, dispatch
 from .presence import Presence
 from .retention import Retention
-
-
-class _NoMail:
-    def deliver(self, token: int, envelopes: object) -> int:
-        return 0
-
-    def taken_over(self, token: int) -> None:
-        return None
-
-    def lost(self, token: int) -> None:
-        return None
-
-    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
-        return None
 
 
 class LocalBus(Bus):
@@ -35,7 +21,7 @@ class LocalBus(Bus):
     def __init__(self, clock: Clock | None = None) -> None:
         self._handlers: dict[str, Handler] = {}
         self._clock = clock or SystemClock()
-        self._mail: MailHandler = _NoMail()
+        self._mail: MailHandler = NoMail()
         self.presence = Presence()
         self.retention = Retention()
 

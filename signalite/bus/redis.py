@@ -47,7 +47,7 @@ import asyncio
 import collections
 import logging
 import uuid
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -65,6 +65,7 @@ from .base import (
     Limits,
     MailHandler,
     Message,
+    NoMail,
     Registration,
     decode,
     dispatch,
@@ -157,19 +158,6 @@ class _Reg:
         self.retry: asyncio.Task[None] | None = None
 
 
-class _NoMail:
-    def deliver(self, token: int, envelopes: Sequence[Envelope]) -> int:
-        return 0
-
-    def taken_over(self, token: int) -> None:
-        return None
-
-    def lost(self, token: int) -> None:
-        return None
-
-    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
-        return None
-
 
 class RedisBus(Bus):
     def __init__(self, url: str, clock: Clock | None = None, name: str = "") -> None:
@@ -206,7 +194,7 @@ class RedisBus(Bus):
         self._batch = 0
         self._epoch = 0
         self._sha = ""
-        self._mail: MailHandler = _NoMail()
+        self._mail: MailHandler = NoMail()
         self._regs: dict[int, _Reg] = {}
         self._dirty: set[int] = set()             # registrations with writes to acknowledge
         self.sent = 0
