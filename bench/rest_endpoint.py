@@ -110,11 +110,11 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start_signalite(data_dir: Path) -> tuple[subprocess.Popen, int]:
+def start_signalite(data_dir: Path, log_level: str = "warning") -> tuple[subprocess.Popen, int]:
     port, http_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIGNALITE_"))}
     env.update(SIGNALITE_ACCESS_KEY_ID=ACCESS_KEY, SIGNALITE_SECRET_ACCESS_KEY=SECRET_KEY,
-               SIGNALITE_ACCOUNT_ID=ACCOUNT, SIGNALITE_LOG_LEVEL="warning")
+               SIGNALITE_ACCOUNT_ID=ACCOUNT, SIGNALITE_LOG_LEVEL=log_level)
     proc = subprocess.Popen([sys.executable, "-m", "signalite", "serve", "--host", HOST, "--data-dir", str(data_dir),
                              "--port", str(port), "--http-port", str(http_port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=open(data_dir / "server.log", "ab"))
@@ -229,7 +229,7 @@ async def run(args: argparse.Namespace) -> dict:
     import aiohttp
 
     with tempfile.TemporaryDirectory(prefix="signalite-bench-") as tmp:
-        server, http_port = start_signalite(Path(tmp))
+        server, http_port = start_signalite(Path(tmp), args.log_level)
         try:
             arn = create_channel(http_port)
             body = json.dumps({"ChannelARN": arn, "SingleMasterChannelEndpointConfiguration": {
@@ -279,7 +279,7 @@ async def run(args: argparse.Namespace) -> dict:
         "median_reference_server_us_per_req": round(statistics.median(r["reference_server_us_per_req"] for r in results)),
         "median_cpu_ratio": round(statistics.median(r["cpu_ratio"] for r in results), 3),
         "max_client_cpu": max(max(r["client_cpu_signalite"], r["client_cpu_reference"]) for r in results),
-        "runs": args.runs, "seconds": args.seconds, "connections": args.connections,
+        "runs": args.runs, "seconds": args.seconds, "connections": args.connections, "log_level": args.log_level,
         "signing": "pre-signed with botocore SigV4Auth at the start of each slice; verified in full by the server on every request",
     }
 
@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=0.2, help="seconds of unmeasured load before each slice")
     p.add_argument("--slice", type=float, default=1.0, help="seconds per alternating slice")
     p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--log-level", default="warning",
+                   help="the server's --log-level: warning (default here) leaves the access log out; "
+                        "info, serve's default, writes a line per request")
     p.add_argument("--reference-server", type=int, help=argparse.SUPPRESS)
     p.add_argument("--body-size", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
