@@ -246,6 +246,7 @@ class ViewerLeg:
             self.end(f"the viewer's SDP_ANSWER is not usable: {exc}")
             return
         self._answered.set()
+        log.info("storage session %s: viewer %s answered", self.plan.session, self.client_id)
         receiving = any(t.receiver is self._audio_receiver and t.currentDirection in ("sendrecv", "recvonly")
                         for t in self.pc.getTransceivers())
         if receiving:

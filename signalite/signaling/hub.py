@@ -344,7 +344,9 @@ class Hub:
             out.append({"Role": "master" if conn.client_id is None else "viewer", "ClientId": conn.client_id,
                         "Node": self.node_id, "RemoteAddress": remote, "ConnectedSince": conn.opened,
                         "MessagesIn": conn.sent, "MessagesOut": conn.received, "Virtual": conn.virtual,
-                        "State": conn.state.value})
+                        "State": conn.state.value,
+                        # A viewer in a storage session (JoinStorageSessionAsViewer): the session's seat.
+                        "StorageSession": conn.upstream or None})
         return out
 
     # --- the bus's mailboxes call back here (bus.base.MailHandler) ------------------------------

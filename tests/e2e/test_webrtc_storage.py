@@ -289,3 +289,4 @@ def test_a_session_takes_three_viewers_and_a_viewer_may_join_again(server, kv, n
     kv.delete_signaling_channel(ChannelARN=arn)  # ends the waiting session
     with pytest.raises(storage.exceptions.ResourceNotFoundException):
         storage.join_storage_session_as_viewer(channelArn=arn, clientId="v1")
+
