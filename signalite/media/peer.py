@@ -231,6 +231,10 @@ class StoragePeer:
         self._leg_tasks: set[asyncio.Task[None]] = set()
         self.viewer_recordings: list[RecordingInfo] = []
 
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
     def end(self, reason: str) -> None:
         if not self._ended.is_set():
             self.reason = reason

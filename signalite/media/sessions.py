@@ -12,7 +12,7 @@ stopping), the channel's media storage is disabled or re-mapped, or the server s
 Viewers (JoinStorageSessionAsViewer): :meth:`StorageSessions.join_viewer` takes a viewer into the
 channel's running session, or starts one that offers to the master and waits for it ("both a
 video producing device and viewers can join a session first and wait for other participants", as
-AWS puts it); at most ``viewers.MAX_VIEWERS`` per session, a newer join of the same client id
+AWS puts it); at most :data:`MAX_VIEWERS` per session, a newer join of the same client id
 replacing its earlier one. A viewer that joins while the session is still starting (loading
 aiortc, reading the stream) is taken in as soon as the peer exists.
 
@@ -52,7 +52,7 @@ ANSWER_MARGIN = 15.0
 """The offer waits the channel's MessageTtlSeconds for an offline master; the answer, this longer."""
 STOP_WAIT = 10.0
 MAX_VIEWERS = 3
-"""Viewers per storage session, as on AWS (``viewers.MAX_VIEWERS``, without importing aiortc)."""
+"""Viewers per storage session, as on AWS."""
 
 
 class TooManyViewers(Exception):
@@ -75,6 +75,11 @@ class _Session:
         self.task: asyncio.Task[None] | None = None
         self.waiting_viewers: list[str] = []
         """Viewers that joined before the peer existed."""
+
+    @property
+    def ending(self) -> bool:
+        """Stopped, or its peer ended (the master left) and the task is finishing."""
+        return self.stop_reason is not None or (self.peer is not None and self.peer.ended)
 
     def viewers(self) -> set[str]:
         return (self.peer.viewers if self.peer is not None else set()) | set(self.waiting_viewers)
@@ -133,7 +138,7 @@ class StorageSessions:
         if there is none (or the running one records another stream); returns the session's id.
         Raises :class:`TooManyViewers`, or RuntimeError while the server shuts down."""
         session = self._sessions.get(channel.arn)
-        if session is None or session.stop_reason is not None or session.stream_arn != stream_arn:
+        if session is None or session.ending or session.stream_arn != stream_arn:
             self.start(channel, stream_arn)
             session = self._sessions[channel.arn]
         session.add_viewer(client_id)
