@@ -53,6 +53,17 @@ class VirtualViewer(Protocol):
 
     async def close(self) -> None: ...
 
+    # A storage session's seat (JoinStorageSessionAsViewer): see ``signaling.router.Router.join_storage``.
+    async def send_to(self, recipient: str, action: str, payload: str) -> None:
+        """To a viewer this seat took into its session, framed as the master's message."""
+        ...
+
+    def join(self, viewer: str) -> None:
+        """Take ``viewer`` into this seat's session: its messages to the master come to this seat."""
+        ...
+
+    def leave(self, viewer: str) -> None: ...
+
 
 class VirtualPeers(Protocol):
     async def open_virtual_viewer(self, channel: Resource, client_id: str) -> VirtualViewer:

@@ -1,4 +1,4 @@
-"""``kinesis-video-webrtc-storage``: JoinStorageSession (and JoinStorageSessionAsViewer, not yet).
+"""``kinesis-video-webrtc-storage``: JoinStorageSession and JoinStorageSessionAsViewer.
 
 JoinStorageSession (``POST /joinStorageSession``, ``{"channelArn"}``) on the WEBRTC endpoint of a
 channel whose media storage is ENABLED starts a storage session (``signalite.media``): a peer that
@@ -9,6 +9,16 @@ logged); a newer call for the same channel replaces the running session, as on A
 recent client request takes precedence"). Errors: an unknown channel (or another account's or
 region's) → ResourceNotFoundException (404); a channel without media storage →
 InvalidArgumentException, as GetSignalingChannelEndpoint answers for its WEBRTC endpoint.
+
+JoinStorageSessionAsViewer (``POST /joinStorageSessionAsViewer``, ``{"channelArn", "clientId"}``):
+the viewer connected to the channel's WSS endpoint as ``clientId`` is taken into the channel's
+storage session, which sends it an SDP_OFFER as if from the master; its answer and candidates go
+to the session, not to the master (``signalite.media.viewers``). With no session running, one is
+started that offers to the master and waits for it, as AWS does ("both a video producing device
+and viewers can join a session first and wait for other participants"); the call answers 200 at
+once either way. Errors as for JoinStorageSession, and ClientLimitExceededException when the
+session already has its maximum of viewers (3, as on AWS; the KVS JS SDK's sample does not retry
+on that message).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from .. import channel as channels
 from ..aws.errors import ServiceError, invalid
 from ..context import CLOCK, HUB, SETTINGS, STORE, OpContext
 from ..media.library import media_root
-from ..media.sessions import StorageSessions
+from ..media.sessions import MAX_VIEWERS, StorageSessions, TooManyViewers
 from ..store import Resource
 
 SESSIONS = web.AppKey("storage_sessions", StorageSessions)
@@ -48,10 +58,17 @@ async def join_storage_session(ctx: OpContext, p: dict[str, Any]) -> dict[str, A
 
 
 async def join_storage_session_as_viewer(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
-    channel, _ = await _storage_channel(ctx, p["channelArn"])
-    raise invalid(f"Signalite does not support JoinStorageSessionAsViewer yet: a viewer ({p['clientId']}) cannot "
-                  f"join the storage session of channel {channel.name}, because the storage peer cannot yet "
-                  "address viewers through the signaling router. JoinStorageSession (the master's media) works.")
+    channel, stream_arn = await _storage_channel(ctx, p["channelArn"])
+    try:
+        ctx.resource(SESSIONS).join_viewer(channel, stream_arn, p["clientId"])
+    except TooManyViewers:
+        raise ServiceError("ClientLimitExceededException",
+                           f"The storage session of channel {channel.name} already has the maximum number of "
+                           f"viewers connected to the session ({MAX_VIEWERS}).") from None
+    except RuntimeError:
+        raise ServiceError("ClientLimitExceededException",
+                           "The server is shutting down and starts no storage session; try again later.") from None
+    return {}
 
 
 OPERATIONS = {

@@ -4,6 +4,8 @@ Layout, under the server's data directory::
 
     media/<stream name>/<UTC start, 20260102T030405Z>-<session id>.mkv    the Matroska recording
     media/<stream name>/<UTC start, 20260102T030405Z>-<session id>.json   its sidecar
+    media/<stream name>/<UTC start>-<session id>.viewer.<client id>.mkv   a viewer's audio
+                                                   (JoinStorageSessionAsViewer), with its sidecar
 
 The sidecar is written when the recording's first frame is written (``complete: false``) and
 rewritten when the session ends (``complete: true``, ``end``, frame counts), each time atomically
@@ -86,7 +88,8 @@ class Recording:
     channel_arn: str | None = None
     session: str | None = None
     details: dict[str, Any] = field(default_factory=dict, compare=False)
-    """What the sidecar says about the tracks (``video``/``audio``: codec, frames, size)."""
+    """What the sidecar says about the tracks (``video``/``audio``: codec, frames, size) and, for
+    a viewer's audio (JoinStorageSessionAsViewer), ``viewer``: its client id."""
 
     def to_json(self) -> dict[str, Any]:
         """The listing's object: the contract's ``stream``, ``path``, ``start``, ``end``, ``bytes``,
@@ -96,7 +99,7 @@ class Recording:
         for key in ("stream_arn", "channel_arn", "session"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
-        out.update({k: v for k, v in self.details.items() if k in ("video", "audio")})
+        out.update({k: v for k, v in self.details.items() if k in ("video", "audio", "viewer")})
         return out
 
 
@@ -138,7 +141,8 @@ def read_recording(path: Path) -> Recording | None:
         stream_arn=meta.get("stream_arn") if isinstance(meta.get("stream_arn"), str) else None,
         channel_arn=meta.get("channel_arn") if isinstance(meta.get("channel_arn"), str) else None,
         session=meta.get("session") if isinstance(meta.get("session"), str) else None,
-        details={k: meta[k] for k in ("video", "audio") if isinstance(meta.get(k), dict)},
+        details={**{k: meta[k] for k in ("video", "audio") if isinstance(meta.get(k), dict)},
+                 **({"viewer": meta["viewer"]} if isinstance(meta.get("viewer"), str) else {})},
     )
 
 

@@ -1,5 +1,6 @@
 """The storage peer: an aiortc peer connection that offers to the channel's master, receives its
-H.264 video and Opus audio, and hands the encoded frames to the recorder.
+H.264 video and Opus audio, and hands the encoded frames to the recorder (and, through
+``viewers``, to the viewers that joined with JoinStorageSessionAsViewer).
 
 It is the *controlling* peer, as AWS's storage session is: it sends the SDP_OFFER (recvonly
 H.264 video and Opus audio transceivers; aiortc gathers its candidates before the offer, so they
@@ -16,6 +17,11 @@ Two things aiortc has no public API for, each done on this peer's own objects on
   loopback-only network namespace, an offline machine), :func:`offer_loopback_when_alone` adds
   127.0.0.1 host candidates to this peer's gatherers, so a master on the same host can connect.
 
+Viewers (JoinStorageSessionAsViewer): :meth:`StoragePeer.add_viewer` takes a viewer into the
+session (a ``viewers.ViewerLeg`` per viewer, at most ``sessions.MAX_VIEWERS``; a newer join of the
+same client id replaces its leg, as on AWS). Messages from the seat are told apart by their
+sender: the master's have none, a viewer's carry its client id. Legs end with the session.
+
 ICE servers: none by default (host candidates; the storage peer runs on the server, which the
 master reaches anyway); a list in the GetIceServerConfig shape can be given.
 """
@@ -31,7 +37,7 @@ import queue
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import aioice.ice
 from aiortc import (
@@ -49,6 +55,9 @@ from aiortc.sdp import candidate_from_sdp
 from ..clock import Clock, wait_for
 from .recorder import AUDIO, VIDEO, MatroskaRecorder, RecordingInfo
 from .signaling import SignalingLink
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .viewers import ViewerLeg
 
 log = logging.getLogger("signalite.storage")
 if logging.getLogger().getEffectiveLevel() > logging.DEBUG and logging.getLogger("aioice").level == logging.NOTSET:
@@ -183,7 +192,8 @@ def ice_servers(entries: list[dict[str, Any]]) -> list[RTCIceServer]:
     return out
 
 
-def _prefer(transceiver: RTCRtpTransceiver, kind: str, mime: str) -> None:
+def prefer_codec(transceiver: RTCRtpTransceiver, kind: str, mime: str) -> None:
+    """Offer only ``mime`` (and its RTX) on ``transceiver``."""
     capabilities = RTCRtpReceiver.getCapabilities(kind)
     assert capabilities is not None
     codecs = [c for c in capabilities.codecs if c.mimeType.lower() in (mime, f"{kind}/rtx")]
@@ -213,6 +223,17 @@ class StoragePeer:
         self._live_tracks = 0
         self._last_key_request = 0.0
         self.pc: RTCPeerConnection | None = None
+        from . import viewers  # it builds on this module's helpers
+
+        self._viewers = viewers
+        self._fanouts = {kind: viewers.Fanout(kind) for kind in (VIDEO, AUDIO)}
+        self._legs: dict[str, "ViewerLeg"] = {}
+        self._leg_tasks: set[asyncio.Task[None]] = set()
+        self.viewer_recordings: list[RecordingInfo] = []
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
 
     def end(self, reason: str) -> None:
         if not self._ended.is_set():
@@ -222,6 +243,63 @@ class StoragePeer:
     @property
     def recording_path(self) -> Path | None:
         return self.recorder.path if self.recorder is not None else None
+
+    @property
+    def recording_paths(self) -> set[Path]:
+        """The recordings being written: the master's and each viewer's."""
+        paths = {leg.recording_path for leg in self._legs.values()} | {self.recording_path}
+        return {p for p in paths if p is not None}
+
+    # --- viewers (JoinStorageSessionAsViewer) -------------------------------------------------
+    @property
+    def viewers(self) -> set[str]:
+        return set(self._legs)
+
+    def add_viewer(self, client_id: str) -> None:
+        """Take viewer ``client_id`` into the session and offer to it; a leg it already has is
+        replaced ("the new request takes precedence"). The caller checks the viewer limit."""
+        if self._ended.is_set():
+            return
+        old = self._legs.get(client_id)
+        if old is not None:
+            old.end("replaced by a newer JoinStorageSessionAsViewer")
+        leg = self._viewers.ViewerLeg(
+            self.plan, client_id, self.link, self._fanouts,
+            RTCConfiguration(iceServers=ice_servers(self.plan.ice_servers)), self._want_key_frame, self.clock.now)
+        self._legs[client_id] = leg
+        self.link.join(client_id)
+        task = asyncio.get_running_loop().create_task(self._run_leg(leg))
+        self._leg_tasks.add(task)
+        task.add_done_callback(self._leg_tasks.discard)
+
+    async def _run_leg(self, leg: "ViewerLeg") -> None:
+        reason = "failed"
+        try:
+            reason = await leg.run()
+        except Exception:  # one viewer's failure ends its leg, never the session
+            log.exception("storage session %s: viewer %s failed", self.plan.session, leg.client_id)
+        finally:
+            if self._legs.get(leg.client_id) is leg:
+                del self._legs[leg.client_id]
+                self.link.leave(leg.client_id)
+            if leg.recording is not None:
+                self.viewer_recordings.append(leg.recording)
+        log.info("storage session %s: viewer %s left (%s); forwarded %s; recorded %s", self.plan.session,
+                 leg.client_id, reason, leg.forwarded, leg.recording.path if leg.recording else "nothing")
+
+    async def _from_viewer(self, sender: str, kind: str, payload: str) -> None:
+        leg = self._legs.get(sender)
+        if leg is None:
+            return
+        try:
+            obj = decode_payload(payload)
+            if kind == "SDP_ANSWER":
+                await leg.on_answer(obj)
+            elif kind == "ICE_CANDIDATE":
+                await leg.on_candidate(parse_candidate(obj))
+        except (ValueError, KeyError, IndexError) as exc:
+            log.debug("storage session %s: ignoring viewer %s's malformed %s: %s", self.plan.session, sender,
+                      kind, exc)
 
     async def run(self) -> str:
         try:
@@ -236,7 +314,7 @@ class StoragePeer:
         pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.plan.ice_servers)))
         for kind, mime in ((VIDEO, "video/h264"), (AUDIO, "audio/opus")):
             transceiver = pc.addTransceiver(kind, direction="recvonly")
-            _prefer(transceiver, kind, mime)
+            prefer_codec(transceiver, kind, mime)
             tap_encoded_frames(transceiver.receiver, self._sink(kind))
             self._receivers[kind] = transceiver.receiver
             self._transceivers[kind] = transceiver
@@ -260,9 +338,13 @@ class StoragePeer:
             self.end(f"internal error: {task.exception()}")
 
     def _sink(self, kind: str) -> Callable[[bytes, int], None]:
+        fanout = self._fanouts[kind]
+
         def push(data: bytes, timestamp: int) -> None:
             if self.recorder is not None:
                 self.recorder.push(kind, data, timestamp)
+            if fanout.tracks:
+                fanout.push(data, timestamp)
         return push
 
     # --- signaling ----------------------------------------------------------------------------
@@ -273,7 +355,9 @@ class StoragePeer:
                 self.end(f"its seat in the channel ended: {self.link.ended_by or 'closed'} "
                          "(channel deleted, GO_AWAY, idle, or the server stopping)")
                 return
-            if msg.kind == "SDP_ANSWER":
+            if msg.sender is not None:
+                await self._from_viewer(msg.sender, msg.kind, msg.payload)
+            elif msg.kind == "SDP_ANSWER":
                 await self._on_answer(msg.payload)
             elif msg.kind == "ICE_CANDIDATE":
                 await self._on_candidate(msg.payload)
@@ -383,6 +467,10 @@ class StoragePeer:
 
     # --- teardown -----------------------------------------------------------------------------
     async def _teardown(self) -> None:
+        for leg in list(self._legs.values()):
+            leg.end(f"the storage session ended: {self.reason}")
+        if self._leg_tasks:
+            await asyncio.wait(list(self._leg_tasks), timeout=15)
         for task in list(self._tasks):
             task.cancel()
         if self.pc is not None:

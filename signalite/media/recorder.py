@@ -319,7 +319,7 @@ class _Writer:
         meta: dict[str, Any] = {
             "stream": self.rec.stream, "session": self.rec.session, "start": library.iso(info.start),
             "end": library.iso(info.end) if complete else None, "complete": complete,
-            **{k: v for k, v in self.rec.meta.items() if k in ("stream_arn", "channel_arn")},
+            **{k: v for k, v in self.rec.meta.items() if k in ("stream_arn", "channel_arn", "viewer")},
         }
         if VIDEO in self.firsts:
             meta["video"] = {"codec": "h264", "width": info.width, "height": info.height,

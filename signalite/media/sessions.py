@@ -4,13 +4,24 @@
 exists. The task loads aiortc and PyAV (in a thread, the first time), reads the stream, takes its
 seat in the channel and runs the peer; whatever goes wrong in it is logged, never raised into
 the caller or the signaling plane. A newer session for the same channel stops the running one
-("the most recent client request takes precedence"). Sessions also stop when their peer connection
+("the most recent client request takes precedence"); the viewers of the replaced session are taken
+into the new one, which offers to each of them again. Sessions also stop when their peer connection
 fails or closes (the master left), their seat is closed (GO_AWAY, the channel deleted, the server
 stopping), the channel's media storage is disabled or re-mapped, or the server shuts down.
 
+Viewers (JoinStorageSessionAsViewer): :meth:`StorageSessions.join_viewer` takes a viewer into the
+channel's running session, or starts one that offers to the master and waits for it ("both a
+video producing device and viewers can join a session first and wait for other participants", as
+AWS puts it); at most :data:`MAX_VIEWERS` per session, a newer join of the same client id
+replacing its earlier one. A viewer that joins while the session is still starting (loading
+aiortc, reading the stream) is taken in as soon as the peer exists.
+
 Upkeep, once a minute and when a session starts: the retention sweep, and stopping sessions
 whose channel lost its media storage. Sessions are per node: in a cluster, two nodes that each got
-a JoinStorageSession for one channel each run one (the router has no cluster-wide seat for it yet).
+a JoinStorageSession for one channel each run one (the router has no cluster-wide seat for it yet);
+a JoinStorageSessionAsViewer joins the session of the node that answers it (starting one there if
+it has none). The viewer's WebSocket may be on any node: the join is a channel event that every
+node applies to the viewer's connection, and the messages travel through the bus's mailboxes.
 """
 
 from __future__ import annotations
@@ -40,6 +51,12 @@ UPKEEP_SECONDS = 60.0
 ANSWER_MARGIN = 15.0
 """The offer waits the channel's MessageTtlSeconds for an offline master; the answer, this longer."""
 STOP_WAIT = 10.0
+MAX_VIEWERS = 3
+"""Viewers per storage session, as on AWS."""
+
+
+class TooManyViewers(Exception):
+    """The session already has :data:`MAX_VIEWERS` other viewers."""
 
 
 def _import_peer() -> Any:
@@ -56,6 +73,24 @@ class _Session:
         self.peer: "StoragePeer | None" = None
         self.stop_reason: str | None = None
         self.task: asyncio.Task[None] | None = None
+        self.waiting_viewers: list[str] = []
+        """Viewers that joined before the peer existed."""
+
+    @property
+    def ending(self) -> bool:
+        """Stopped, or its peer ended (the master left) and the task is finishing."""
+        return self.stop_reason is not None or (self.peer is not None and self.peer.ended)
+
+    def viewers(self) -> set[str]:
+        return (self.peer.viewers if self.peer is not None else set()) | set(self.waiting_viewers)
+
+    def add_viewer(self, client_id: str) -> None:
+        if client_id not in self.viewers() and len(self.viewers()) >= MAX_VIEWERS:
+            raise TooManyViewers(client_id)
+        if self.peer is not None:
+            self.peer.add_viewer(client_id)
+        elif client_id not in self.waiting_viewers:
+            self.waiting_viewers.append(client_id)
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -90,10 +125,23 @@ class StorageSessions:
         if old is not None:
             old.stop("replaced by a newer JoinStorageSession")
         session = _Session(channel, stream_arn)
+        if old is not None:  # the master's side is replaced; its viewers stay (each gets a new offer)
+            session.waiting_viewers = sorted(old.viewers())
         self._sessions[channel.arn] = session
         self._all.add(session)
         session.task = asyncio.get_running_loop().create_task(self._run(session, channels.message_ttl(channel)))
         self._sweep_soon()
+        return session.id
+
+    def join_viewer(self, channel: Resource, stream_arn: str, client_id: str) -> str:
+        """JoinStorageSessionAsViewer: take ``client_id`` into the channel's session, starting one
+        if there is none (or the running one records another stream); returns the session's id.
+        Raises :class:`TooManyViewers`, or RuntimeError while the server shuts down."""
+        session = self._sessions.get(channel.arn)
+        if session is None or session.ending or session.stream_arn != stream_arn:
+            self.start(channel, stream_arn)
+            session = self._sessions[channel.arn]
+        session.add_viewer(client_id)
         return session.id
 
     def stop(self, channel_arn: str, reason: str) -> bool:
@@ -109,11 +157,10 @@ class StorageSessions:
 
     def active_paths(self) -> set[Path]:
         """Recordings being written (the retention sweep keeps them)."""
-        paths = set()
+        paths: set[Path] = set()
         for session in self._all:
-            path = session.peer.recording_path if session.peer is not None else None
-            if path is not None:
-                paths.add(path)
+            if session.peer is not None:
+                paths |= session.peer.recording_paths
         return paths
 
     async def _run(self, session: _Session, ttl: int) -> None:
@@ -160,10 +207,16 @@ class StorageSessions:
             raise
         if session.stop_reason is not None:
             peer.end(session.stop_reason)
+        waiting, session.waiting_viewers = session.waiting_viewers, []
+        for client_id in waiting:
+            peer.add_viewer(client_id)
         log.info("storage session %s: %s joins channel %s to record stream %s", session.id, session.client_id,
                  session.channel_arn, stream.name)
         reason = await peer.run()
         rec = peer.recording
+        for viewer_rec in peer.viewer_recordings:
+            log.info("storage session %s: recorded a viewer's audio in %s (%s)", session.id, viewer_rec.path,
+                     ", ".join(f"{n} {k} frames" for k, n in viewer_rec.frames.items()))
         if rec is not None:
             log.info("storage session %s ended (%s); recorded %s (%s)", session.id, reason, rec.path,
                      ", ".join(f"{n} {k} frames" for k, n in rec.frames.items()))

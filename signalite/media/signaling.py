@@ -4,7 +4,10 @@ A storage peer joins its channel as a viewer that has no socket, through the hub
 viewer* (the same one SendAlexaOfferToMaster uses): its messages route exactly like a WebSocket
 viewer's (to the master, ``senderClientId`` = its client id, retained for the channel's TTL while
 the master is offline), it does not count against the viewer quota, and what the master sends to
-its client id reaches it. Everything else in ``signalite.media`` talks to a :class:`SignalingLink`;
+its client id reaches it. For JoinStorageSessionAsViewer the seat also takes viewers into its
+session (:meth:`SignalingLink.join`): the router then sends what such a viewer addresses to the
+master here instead (``Inbound.sender`` is its client id), and the peer writes to it as the master
+would (:meth:`SignalingLink.send_to`). Everything else in ``signalite.media`` talks to a :class:`SignalingLink`;
 re-wiring to another hub API means changing :func:`open_link` and :class:`_HubLink` only.
 """
 
@@ -27,13 +30,15 @@ _POLL = 30.0
 
 @dataclass(frozen=True)
 class Inbound:
-    """A message from the master: ``kind`` is its messageType (``SDP_ANSWER``, ``ICE_CANDIDATE``,
+    """A message for the peer: ``kind`` is its messageType (``SDP_ANSWER``, ``ICE_CANDIDATE``,
     ``STATUS_RESPONSE``…), ``payload`` its messagePayload ("" if none), ``status`` its
-    statusResponse (STATUS_RESPONSE only)."""
+    statusResponse (STATUS_RESPONSE only), ``sender`` the viewer that sent it (its
+    senderClientId), None for the master."""
 
     kind: str
     payload: str = ""
     status: dict[str, Any] | None = None
+    sender: str | None = None
 
 
 class SignalingLink(Protocol):
@@ -43,6 +48,16 @@ class SignalingLink(Protocol):
 
     async def send(self, action: str, payload: str) -> None:
         """Send ``SDP_OFFER`` or ``ICE_CANDIDATE`` (base64 payload) to the channel's master."""
+
+    async def send_to(self, viewer: str, action: str, payload: str) -> None:
+        """Send ``SDP_OFFER`` or ``ICE_CANDIDATE`` to a viewer taken in with :meth:`join`, as the
+        master would (no senderClientId)."""
+
+    def join(self, viewer: str) -> None:
+        """Take ``viewer`` into the session: until it disconnects or :meth:`leave`, what it sends to
+        the master comes here."""
+
+    def leave(self, viewer: str) -> None: ...
 
     async def receive(self) -> Inbound | None:
         """The next message for this peer; None once the seat is gone (GO_AWAY, closed by the
@@ -69,6 +84,26 @@ class _HubLink:
         except RuntimeError:  # the virtual viewer was closed under us
             self._end("closed by the server")
 
+    async def send_to(self, viewer: str, action: str, payload: str) -> None:
+        if self._gone:
+            return
+        try:
+            await self._viewer.send_to(viewer, action, payload)
+        except RuntimeError:
+            self._end("closed by the server")
+
+    def join(self, viewer: str) -> None:
+        if self._gone:
+            return
+        try:
+            self._viewer.join(viewer)
+        except RuntimeError:
+            self._end("closed by the server")
+
+    def leave(self, viewer: str) -> None:
+        if not self._gone:
+            self._viewer.leave(viewer)
+
     async def receive(self) -> Inbound | None:
         clock = self._clock
         while not self._gone:
@@ -86,7 +121,9 @@ class _HubLink:
                 break
             if kind == "RECONNECT_ICE_SERVER":  # the peer connection stands; nothing to renew here
                 continue
-            return Inbound(kind, str(frame.get("messagePayload") or ""), frame.get("statusResponse"))
+            sender = frame.get("senderClientId")
+            return Inbound(kind, str(frame.get("messagePayload") or ""), frame.get("statusResponse"),
+                           sender if isinstance(sender, str) and sender else None)
         return None
 
     def _end(self, why: str) -> None:

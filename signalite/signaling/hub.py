@@ -73,6 +73,9 @@ class VirtualViewer:
     id is given). ``await receive(timeout)`` returns the next frame delivered to this client id as
     a dict with lowercase keys (``messageType``, ``messagePayload``, ``statusResponse``…), or None
     on timeout or once the peer is closed. ``await close()`` disconnects it.
+
+    A storage peer's seat also takes viewers into its session (``join`` / ``leave``, see
+    ``Router.join_storage``) and writes to them as the master would (``send_to``).
     """
 
     def __init__(self, hub: "Hub", client_id: str) -> None:
@@ -91,6 +94,24 @@ class VirtualViewer:
             msg["correlationId"] = correlation_id
         hub = self._hub
         hub.run(hub.router.message(self._conn, json.dumps(msg, separators=(",", ":")), hub.clock.now()))
+
+    def _live(self) -> Conn:
+        if self._conn is None or not self._conn.alive:
+            raise RuntimeError("the virtual viewer is closed")
+        return self._conn
+
+    async def send_to(self, recipient: str, action: str, payload: str) -> None:
+        """To a viewer taken into this seat's storage session, framed as the master's."""
+        hub = self._hub
+        hub.run(hub.router.message_as_master(self._live(), recipient, action, payload, hub.clock.now()))
+
+    def join(self, viewer: str) -> None:
+        """Take ``viewer`` into this seat's storage session (its messages to the master come here)."""
+        self._hub.run(self._hub.router.join_storage(self._live(), viewer))
+
+    def leave(self, viewer: str) -> None:
+        if self._conn is not None:
+            self._hub.run(self._hub.router.leave_storage(self._conn, viewer))
 
     async def receive(self, timeout: float) -> dict[str, Any] | None:
         if self._closed and self._queue.empty():
@@ -323,7 +344,9 @@ class Hub:
             out.append({"Role": "master" if conn.client_id is None else "viewer", "ClientId": conn.client_id,
                         "Node": self.node_id, "RemoteAddress": remote, "ConnectedSince": conn.opened,
                         "MessagesIn": conn.sent, "MessagesOut": conn.received, "Virtual": conn.virtual,
-                        "State": conn.state.value})
+                        "State": conn.state.value,
+                        # A viewer in a storage session (JoinStorageSessionAsViewer): the session's seat.
+                        "StorageSession": conn.upstream or None})
         return out
 
     # --- the bus's mailboxes call back here (bus.base.MailHandler) ------------------------------

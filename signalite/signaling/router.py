@@ -24,6 +24,15 @@ else is connected (viewers per channel, connects per second) are the bus's too, 
 hub registers a connection, before :meth:`connect`. Channel events travel as
 :class:`~signalite.bus.base.Control` messages on the channel's topic, so every node applies them.
 
+Storage sessions (JoinStorageSessionAsViewer): a storage peer's seat (a virtual viewer) may take
+viewers into its session with :meth:`~Router.join_storage`. From then on, until the viewer's
+connection ends or the storage peer leaves (:meth:`~Router.leave_storage`, or its seat closes),
+what that viewer sends "to the master" goes to the storage peer's key instead (its ``upstream``),
+and the storage peer addresses the viewer as the master does (:meth:`~Router.message_as_master`:
+no ``senderClientId``). The join travels as a channel event, so it applies to the viewer's
+connection on whichever node holds it; the relay path pays nothing for it (a viewer's recipient
+is its ``upstream`` attribute, which is the master's key unless it joined).
+
 Server-initiated ends (idle timeout, maximum duration, deletion, replacement) close the socket
 without a frame unless the router was built with ``go_away_frames``: the KVS C SDK (v1.14.0 and
 earlier) deadlocks on GO_AWAY and RECONNECT_ICE_SERVER, while every SDK reconnects after a
@@ -128,6 +137,11 @@ class ControlVerb(enum.StrEnum):
     RECONNECT_ICE_SERVER = "reconnect_ice_server"
     DISCONNECT = "disconnect"
     """An operator closes one client (argument: its recipient key, ``""`` for the master)."""
+    STORAGE_JOIN = "storage_join"
+    """A viewer joined a storage session (argument: ``"<viewer client id> <storage peer's key>"``):
+    its messages to the master go to the storage peer."""
+    STORAGE_LEAVE = "storage_leave"
+    """The storage peer let the viewer go (same argument): its messages go to the master again."""
 
 
 def control(verb: ControlVerb, argument: str = "") -> Control:
@@ -191,7 +205,7 @@ class Conn:
     """The router's record of one socket (or virtual peer). ``handle`` belongs to the caller."""
 
     __slots__ = ("channel", "client_id", "key", "handle", "opened", "last_active", "sdp", "ice",
-                 "close_at", "close_reason", "state", "virtual", "timer", "token", "sent", "received")
+                 "close_at", "close_reason", "state", "virtual", "timer", "token", "sent", "received", "upstream")
 
     def __init__(self, channel: "Channel", client_id: str | None, handle: Any, now: float, quotas: Quotas,
                  virtual: bool, token: int = 0) -> None:
@@ -219,6 +233,8 @@ class Conn:
         peers end when their work does: an answer, a recording)."""
         self.timer: list[Any] | None = None
         """Its entry in the router's idle/duration schedule (while OPEN) or close schedule (GOING_AWAY)."""
+        self.upstream = MASTER
+        """Where a viewer's messages go: the master, or the storage peer whose session it joined."""
 
     @property
     def is_master(self) -> bool:
@@ -327,6 +343,8 @@ class Router:
         self._closing = _Schedule(seq)
         """Connections GOING_AWAY, by the time they are closed."""
         self._seq = seq
+        self._storage: dict[Conn, set[str]] = {}
+        """Storage peers' seats on this node → the viewers they took into their session."""
 
     # --- connections -------------------------------------------------------------------------
     def connect(self, arn: str, client_id: str | None, ttl: float, now: float, handle: Any, *,
@@ -409,6 +427,9 @@ class Router:
             return
         if not conn.virtual:
             self.stats.connections[_role(conn)] -= 1
+        elif conn in self._storage:  # a storage peer's seat: its viewers go back to the master
+            for viewer in sorted(self._storage.pop(conn)):
+                actions.append(Publish(conn.channel.arn, _storage_event(ControlVerb.STORAGE_LEAVE, viewer, conn)))
         conn.state = CLOSED
         actions.append(Unregister(conn))
         ch = conn.channel
@@ -485,13 +506,55 @@ class Router:
                              "recipientClientId is required from the master: 1 to 256 characters of [a-zA-Z0-9_.-].")
             frame = frames.message(action, payload, None)
         else:
-            recipient = MASTER  # a viewer only ever reaches the master; its recipientClientId is ignored
+            recipient = conn.upstream  # the master (or its storage session); recipientClientId is ignored
             frame = frames.message(action, payload, conn.client_id)
         envelope = _new(Envelope, (MSG, recipient, action, conn.key, frame, now + ch.ttl))
         conn.sent += 1
         if self.traced and ch.arn in self.traced:
             self._note(ch.arn, "sent", action, conn.key, recipient, now, payload=payload)
         return [_new(Post, (ch.arn, envelope))]
+
+    # --- storage sessions (JoinStorageSessionAsViewer) ----------------------------------------------
+    def join_storage(self, storage: Conn, viewer: str) -> list[Action]:
+        """The storage peer seated as ``storage`` (a virtual viewer of this node) takes viewer
+        ``viewer`` into its session: on every node, that viewer's connection sends to ``storage``
+        instead of the master until it ends or :meth:`leave_storage`. A viewer not connected
+        anywhere when the event arrives is not redirected (the SDKs connect, then join)."""
+        if not storage.virtual or storage.client_id is None or not storage.alive or not valid_id(viewer) \
+                or viewer == storage.key:
+            return _NOTHING
+        self._storage.setdefault(storage, set()).add(viewer)
+        return [Publish(storage.channel.arn, _storage_event(ControlVerb.STORAGE_JOIN, viewer, storage))]
+
+    def leave_storage(self, storage: Conn, viewer: str) -> list[Action]:
+        """The storage peer lets ``viewer`` go: its connection sends to the master again."""
+        joined = self._storage.get(storage)
+        if joined is None or viewer not in joined:
+            return _NOTHING
+        joined.discard(viewer)
+        if not joined:
+            del self._storage[storage]
+        return [Publish(storage.channel.arn, _storage_event(ControlVerb.STORAGE_LEAVE, viewer, storage))]
+
+    def message_as_master(self, storage: Conn, recipient: str, action: str, payload: str,
+                          now: float) -> list[Action]:
+        """A message from the storage peer seated as ``storage`` to a viewer it took into its
+        session, framed as the master's (no ``senderClientId``): the viewer cannot tell the
+        storage session from the master, as on AWS. Nothing for a viewer it did not take."""
+        joined = self._storage.get(storage)
+        if storage.state is CLOSED or joined is None or recipient not in joined or action not in ACTIONS \
+                or type(payload) is not str or not payload:
+            return _NOTHING
+        ch = storage.channel
+        envelope = Envelope(MSG, recipient, action, storage.key, frames.message(action, payload, None), now + ch.ttl)
+        storage.sent += 1
+        if self.traced and ch.arn in self.traced:
+            self._note(ch.arn, "sent", action, storage.key, recipient, now, payload=payload)
+        return [Post(ch.arn, envelope)]
+
+    def storage_viewers(self, storage: Conn) -> frozenset[str]:
+        """The viewers the storage peer seated as ``storage`` took into its session."""
+        return frozenset(self._storage.get(storage, ()))
 
     def deliver(self, topic: str, message: Message, now: float) -> list[Action]:
         """A control event from the bus, applied to this node's connections of the channel
@@ -588,6 +651,14 @@ class Router:
                 if ch.empty():
                     del self.channels[ch.arn]
                     actions.append(Unsubscribe(ch.arn))
+        elif verb is ControlVerb.STORAGE_JOIN or verb is ControlVerb.STORAGE_LEAVE:
+            viewer, _, storage_key = event.argument.partition(" ")
+            target = ch.viewers.get(viewer)
+            if target is not None and not target.virtual and storage_key:
+                if verb is ControlVerb.STORAGE_JOIN:
+                    target.upstream = storage_key
+                elif target.upstream == storage_key:
+                    target.upstream = MASTER
         return actions
 
     def _going_away(self, c: Conn, close_at: float, reason: str, actions: list[Action]) -> None:
@@ -698,6 +769,10 @@ class Scheduled(NamedTuple):
     """Open connections watched for the idle timeout / maximum duration."""
     closing: int
     """Connections sent a GO_AWAY, waiting for their close."""
+
+
+def _storage_event(verb: ControlVerb, viewer: str, storage: Conn) -> Control:
+    return control(verb, f"{viewer} {storage.key}")
 
 
 def _role(conn: Conn) -> str:

@@ -197,14 +197,96 @@ def test_recordings_older_than_the_streams_retention_are_deleted(server, kv, nam
     kv.delete_signaling_channel(ChannelARN=arn)
 
 
-def test_join_storage_session_as_viewer_says_it_is_not_supported_yet(server, kv, name):
+# --- JoinStorageSessionAsViewer ------------------------------------------------------------------
+
+@pytest.mark.netns
+@needs_netns
+@pytest.mark.parametrize("viewer_first", [False, True], ids=["master-first", "viewer-first"])
+def test_aiortc_viewer_joins_the_storage_session_sees_the_master_and_its_audio_is_recorded(viewer_first):
+    args = ["--viewer-first"] if viewer_first else []
+    r = run_python_in_netns("tests/e2e/peers/aiortc_storage_viewer.py", "--frames", "30", *args, timeout=150)
+    result = _result(r)
+    assert r.ok and result["ok"], result.get("error") or r
+    assert result["join_status"] == 200
+    (session,) = result["master_offers"]  # viewer-first: the viewer's call created the session
+    viewer = result["viewer"]
+    # The storage session offered to the viewer as the master would: no senderClientId, H.264
+    # video it sends, Opus audio both ways, nothing else.
+    (offer,) = viewer["offers"]
+    assert offer["sender"] is None
+    sdp = offer["sdp"]
+    video, audio = sdp.split("m=video", 1)[1].split("m=audio", 1)
+    assert "H264/90000" in video and "VP8" not in video and "a=sendonly" in video
+    assert "opus/48000" in audio and "a=sendrecv" in audio
+    # It decoded the master's video (320x240) and received audio, relayed by the session.
+    assert viewer["frames"]["video"] >= 30 and viewer["frames"]["audio"] > 0
+    assert viewer["sizes"] == [[320, 240]] and "connected" in viewer["states"]
+    # Its answer and candidates went to the storage session, never to the master.
+    assert viewer["candidates_sent"] > 0
+    assert all(sender != "viewer-1" for _, sender in result["master_received"]), result["master_received"]
+    # Two recordings: the master's, and the viewer's audio beside it (same stream and session).
+    by_viewer = {r.get("viewer"): (r, i) for r, i in zip(result["recordings"], result["inspected"])}
+    assert set(by_viewer) == {None, "viewer-1"}, result["recordings"]
+    master_listed, master_inspected = by_viewer[None]
+    viewer_listed, viewer_inspected = by_viewer["viewer-1"]
+    assert master_listed["session"] == session.removeprefix("signalite-storage-")
+    assert master_inspected["streams"] == ["video/h264", "audio/opus"] and master_inspected["video_frames"] > 0
+    assert viewer_listed["stream"] == "cam-stream" and viewer_listed["complete"] is True
+    assert viewer_listed["session"] == f"{master_listed['session']}.viewer.viewer-1"
+    assert viewer_listed["path"].endswith(f"-{master_listed['session']}.viewer.viewer-1.mkv")
+    assert viewer_inspected["streams"] == ["audio/opus"] and viewer_inspected["audio_samples"] > 0
+    # The viewer's own tone (1 kHz), not the master's audio.
+    assert 900 <= viewer_inspected["tone_hz"] <= 1100, viewer_inspected
+    assert not 900 <= master_inspected["tone_hz"] <= 1100, master_inspected
+    # Media time: about the two seconds of tone the viewer sent, never more than it sent.
+    assert 0.5 <= viewer_inspected["duration"] <= viewer["tone_sent"] * 0.02 + 0.5, viewer_inspected
+
+
+def test_join_storage_session_as_viewer_errors(server, kv, name):
     arn = _storage_channel(kv, name)
     storage = _webrtc(server, kv, arn)
-    with pytest.raises(storage.exceptions.InvalidArgumentException) as exc:
-        storage.join_storage_session_as_viewer(channelArn=arn, clientId="viewer-1")
-    code, status, message = _error(exc)
-    assert (code, status) == ("InvalidArgumentException", 400)
-    assert message.startswith("Signalite does not support JoinStorageSessionAsViewer yet")
-    missing = arn.replace("-channel/", "-gone/")
-    with pytest.raises(storage.exceptions.ResourceNotFoundException):
+    missing = arn.rsplit("/", 2)[0] + "/no-such-channel/1700000000000"
+    with pytest.raises(storage.exceptions.ResourceNotFoundException) as exc:
         storage.join_storage_session_as_viewer(channelArn=missing, clientId="viewer-1")
+    assert _error(exc)[:2] == ("ResourceNotFoundException", 404)
+    with pytest.raises(storage.exceptions.ResourceNotFoundException):
+        storage.join_storage_session_as_viewer(channelArn=arn.replace(":111122223333:", ":999988887777:"),
+                                               clientId="viewer-1")
+    plain = kv.create_signaling_channel(ChannelName=name + "-plain")["ChannelARN"]
+    base = server.boto("kinesis-video-webrtc-storage")
+    with pytest.raises(base.exceptions.InvalidArgumentException) as exc:
+        base.join_storage_session_as_viewer(channelArn=plain, clientId="viewer-1")
+    code, status, message = _error(exc)
+    assert (code, status) == ("InvalidArgumentException", 400) and "media storage" in message
+    stream = kv.describe_media_storage_configuration(ChannelARN=arn)["MediaStorageConfiguration"]["StreamARN"]
+    with pytest.raises(base.exceptions.InvalidArgumentException) as exc:
+        base.join_storage_session_as_viewer(channelArn=stream, clientId="viewer-1")
+    assert "channelArn" in _error(exc)[2]
+    with pytest.raises(storage.exceptions.InvalidArgumentException) as exc:  # the model's pattern
+        storage.join_storage_session_as_viewer(channelArn=arn, clientId="not a client id!")
+    assert "clientId" in _error(exc)[2]
+
+
+def test_a_session_takes_three_viewers_and_a_viewer_may_join_again(server, kv, name):
+    # No master and no viewer socket: the session is created by the first call and waits; the
+    # offers wait for their viewers. A fourth viewer is refused as AWS refuses it (the KVS JS SDK's
+    # sample does not retry on this message); a viewer already in may call again (its new request
+    # takes precedence), and JoinStorageSession (the master's side) keeps the viewers.
+    arn = _storage_channel(kv, name)
+    storage = _webrtc(server, kv, arn)
+    for viewer in ("v1", "v2", "v3"):
+        assert storage.join_storage_session_as_viewer(channelArn=arn, clientId=viewer)[
+            "ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(storage.exceptions.ClientLimitExceededException) as exc:
+        storage.join_storage_session_as_viewer(channelArn=arn, clientId="v4")
+    code, status, message = _error(exc)
+    assert code == "ClientLimitExceededException" and status == 400
+    assert "maximum number of viewers connected to the session" in message.lower()
+    storage.join_storage_session_as_viewer(channelArn=arn, clientId="v2")
+    storage.join_storage_session(channelArn=arn)
+    with pytest.raises(storage.exceptions.ClientLimitExceededException):
+        storage.join_storage_session_as_viewer(channelArn=arn, clientId="v4")
+    kv.delete_signaling_channel(ChannelARN=arn)  # ends the waiting session
+    with pytest.raises(storage.exceptions.ResourceNotFoundException):
+        storage.join_storage_session_as_viewer(channelArn=arn, clientId="v1")
+

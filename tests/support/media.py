@@ -70,3 +70,25 @@ def inspect(path: str) -> dict[str, Any]:
     with av.open(path) as container:
         info["audio_samples"] = sum(f.samples for f in container.decode(audio=0)) if container.streams.audio else 0
     return info
+
+
+def tone_hz(path: str) -> float:
+    """The frequency of the tone in a recording's (first) audio track, from the zero crossings of
+    its first channel: tells a viewer's tone from the master's."""
+    import array
+
+    import av
+
+    crossings, samples, last = 0, 0, 0.0
+    with av.open(path) as container:
+        for frame in container.decode(audio=0):
+            if frame.format.name != "fltp":
+                raise ValueError(f"expected planar float audio, got {frame.format.name}")
+            values = array.array("f", bytes(frame.planes[0]))[: frame.samples]
+            for value in values:
+                if (value >= 0) != (last >= 0):
+                    crossings += 1
+                last = value
+            samples += frame.samples
+            rate = frame.sample_rate
+    return crossings / 2 / (samples / rate) if samples else 0.0
