@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -52,8 +53,9 @@ def test_decoding_of_candidates_sdp_and_steps():
 async def test_trace_follows_a_real_exchange_with_sdp_and_ice_decoded(server, name):
     kv = server.boto()
     arn = kv.create_signaling_channel(ChannelName=name)["ChannelARN"]
-    # following, 2 connects, offer/answer/candidate each sent + delivered, a candidate sent (to nobody), 1 disconnect
-    expected = 1 + 2 + 6 + 1 + 1
+    # following, 2 connects, offer/answer/candidate each sent + delivered, a candidate sent (to nobody) and
+    # buffered, 1 disconnect
+    expected = 1 + 2 + 6 + 2 + 1
     trace = cli(server, "trace", name, "--json", "--count", str(expected), background=True)
     try:
         first = json.loads(await asyncio.to_thread(trace.stdout.readline))
@@ -78,7 +80,8 @@ async def test_trace_follows_a_real_exchange_with_sdp_and_ice_decoded(server, na
     assert summary[:2] == [("connect", None, None, None), ("connect", None, "v1", None)]
     assert ("sent", "SDP_OFFER", "v1", None) in summary and ("delivered", "SDP_OFFER", "v1", None) in summary
     assert ("delivered", "SDP_ANSWER", None, "v1") in summary
-    assert ("sent", "ICE_CANDIDATE", None, "offline") in summary  # kept by the bus for its TTL
+    assert ("sent", "ICE_CANDIDATE", None, "offline") in summary
+    assert ("buffered", "ICE_CANDIDATE", None, "offline") in summary  # kept by the bus for its TTL
     assert summary[-1] == ("disconnect", None, "v1", None)
     offer = next(e for e in events if e["event"] == "delivered" and e["messageType"] == "SDP_OFFER")
     assert offer["decoded"]["sdp"]["ufrag"] == "abcd" and offer["decoded"]["sdp"]["media"][1]["codecs"] == ["H264", "VP8"]
@@ -88,6 +91,81 @@ async def test_trace_follows_a_real_exchange_with_sdp_and_ice_decoded(server, na
     assert candidate["decoded"]["candidate"]["address"] == "203.0.113.7"
     assert all({"time", "event", "messageType", "sender", "recipient"} <= e.keys() for e in events[1:])
     await master.close()
+
+
+class TraceReader:
+    """The lines of a running ``signalite trace --json``, read as they come: a test waits for the
+    event it expects (nothing is asserted about time)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.events: list[dict] = []
+
+    async def until(self, event: str, message_type: str | None = None, timeout: float = 60.0) -> dict:
+        async with asyncio.timeout(timeout):
+            for e in self.events:
+                if e["event"] == event and (message_type is None or e.get("messageType") == message_type):
+                    return e
+            while True:
+                line = await asyncio.to_thread(self.proc.stdout.readline)  # type: ignore[union-attr]
+                if not line:
+                    raise AssertionError(f"the trace ended before {event} {message_type or ''}: "
+                                         f"{self.proc.stderr.read()}")  # type: ignore[union-attr]
+                e = json.loads(line)
+                self.events.append(e)
+                if e["event"] == event and (message_type is None or e.get("messageType") == message_type):
+                    return e
+
+    def summary(self) -> list[tuple]:
+        return [(e["event"], e.get("messageType"), e.get("sender"), e.get("recipient")) for e in self.events]
+
+
+async def test_trace_shows_buffered_replaced_and_expired_messages(server, name):
+    """What the bus does with messages nobody takes yet, as the trace shows it: buffered (for an
+    offline viewer), replaced (a second SDP_OFFER from the same sender before the recipient
+    connects) and expired (after the channel's MessageTtlSeconds is lowered to 5 s, the model's
+    minimum: a TTL change applies to messages sent from then on)."""
+    kv = server.boto()
+    arn = kv.create_signaling_channel(ChannelName=name)["ChannelARN"]
+    trace = TraceReader(cli(server, "trace", name, "--json", background=True))  # type: ignore[arg-type]
+    try:
+        await trace.until("following")
+        master = await connect(server, arn)
+        await trace.until("connect")
+        await master.send("SDP_OFFER", b64({"type": "offer", "sdp": SDP}), recipient="late-viewer")
+        buffered = await trace.until("buffered", "SDP_OFFER")
+        assert (buffered["sender"], buffered["recipient"]) == (None, "late-viewer")
+        assert {"time", "node"} <= buffered.keys() and isinstance(buffered["time"], float)
+        await master.send("SDP_OFFER", b64({"type": "offer", "sdp": SDP + "a=newer\r\n"}), recipient="late-viewer")
+        replaced = await trace.until("replaced", "SDP_OFFER")
+        assert (replaced["sender"], replaced["recipient"]) == (None, "late-viewer")
+        viewer = await connect(server, arn, "late-viewer")
+        got = await viewer.recv()
+        assert "a=newer" in json.loads(base64.b64decode(got["messagePayload"]))["sdp"]  # the older one was replaced
+        delivered = await trace.until("delivered", "SDP_OFFER")
+        assert delivered["recipient"] == "late-viewer"
+        summary = trace.summary()
+        assert summary.count(("buffered", "SDP_OFFER", None, "late-viewer")) == 2
+        assert summary.count(("replaced", "SDP_OFFER", None, "late-viewer")) == 1
+        assert summary.count(("delivered", "SDP_OFFER", None, "late-viewer")) == 1
+
+        info = kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]
+        kv.update_signaling_channel(ChannelARN=arn, CurrentVersion=info["Version"],
+                                    SingleMasterConfiguration={"MessageTtlSeconds": 5})
+        await viewer.send("ICE_CANDIDATE", b64({"candidate": CANDIDATE}))
+        await master.recv()  # the master is still there: delivered, not kept
+        await master.send("ICE_CANDIDATE", b64({"candidate": CANDIDATE}), recipient="never-viewer")
+        await trace.until("buffered", "ICE_CANDIDATE")
+        expired = await trace.until("expired", "ICE_CANDIDATE")  # the sweep drops it once its TTL is past
+        assert (expired["sender"], expired["recipient"], expired["messageType"]) == (None, "never-viewer",
+                                                                                       "ICE_CANDIDATE")
+        assert expired["time"] >= delivered["time"]
+        assert [e for e in trace.events if e["event"] == "expired"] == [expired]  # the delivered one did not
+        await viewer.close()
+        await master.close()
+    finally:
+        trace.proc.kill()
+        trace.proc.communicate(timeout=30)
 
 
 def test_trace_refuses_an_unknown_channel_and_a_bad_key(server):
