@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import subprocess
-import sys
 
 from signalite.tracing import Timeline, decode_payload, describe, enrich, parse_candidate
-from tests.support.server import ACCESS_KEY, SECRET_KEY, Server
+from tests.support.tracecli import TraceReader, cli
 from tests.support.signaling import b64, connect
 
 SDP = "\r\n".join([
@@ -21,14 +18,6 @@ SDP = "\r\n".join([
     "",
 ])
 CANDIDATE = "candidate:842163049 1 udp 1677729535 203.0.113.7 61000 typ srflx raddr 10.0.0.2 rport 61000 generation 0"
-
-
-def cli(server: Server, *args: str, **kw) -> subprocess.Popen[str] | subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SIGNALITE_ACCESS_KEY_ID": ACCESS_KEY, "SIGNALITE_SECRET_ACCESS_KEY": SECRET_KEY}
-    argv = [sys.executable, "-m", "signalite", *args, "--data-dir", str(server.data_dir)]
-    if kw.get("background"):
-        return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_decoding_of_candidates_sdp_and_steps():
@@ -93,33 +82,6 @@ async def test_trace_follows_a_real_exchange_with_sdp_and_ice_decoded(server, na
     await master.close()
 
 
-class TraceReader:
-    """The lines of a running ``signalite trace --json``, read as they come: a test waits for the
-    event it expects (nothing is asserted about time)."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.events: list[dict] = []
-
-    async def until(self, event: str, message_type: str | None = None, timeout: float = 60.0) -> dict:
-        async with asyncio.timeout(timeout):
-            for e in self.events:
-                if e["event"] == event and (message_type is None or e.get("messageType") == message_type):
-                    return e
-            while True:
-                line = await asyncio.to_thread(self.proc.stdout.readline)  # type: ignore[union-attr]
-                if not line:
-                    raise AssertionError(f"the trace ended before {event} {message_type or ''}: "
-                                         f"{self.proc.stderr.read()}")  # type: ignore[union-attr]
-                e = json.loads(line)
-                self.events.append(e)
-                if e["event"] == event and (message_type is None or e.get("messageType") == message_type):
-                    return e
-
-    def summary(self) -> list[tuple]:
-        return [(e["event"], e.get("messageType"), e.get("sender"), e.get("recipient")) for e in self.events]
-
-
 async def test_trace_shows_buffered_replaced_and_expired_messages(server, name):
     """What the bus does with messages nobody takes yet, as the trace shows it: buffered (for an
     offline viewer), replaced (a second SDP_OFFER from the same sender before the recipient
@@ -127,22 +89,22 @@ async def test_trace_shows_buffered_replaced_and_expired_messages(server, name):
     minimum: a TTL change applies to messages sent from then on)."""
     kv = server.boto()
     arn = kv.create_signaling_channel(ChannelName=name)["ChannelARN"]
-    trace = TraceReader(cli(server, "trace", name, "--json", background=True))  # type: ignore[arg-type]
+    trace = TraceReader.start(server, name)
     try:
         await trace.until("following")
         master = await connect(server, arn)
         await trace.until("connect")
         await master.send("SDP_OFFER", b64({"type": "offer", "sdp": SDP}), recipient="late-viewer")
-        buffered = await trace.until("buffered", "SDP_OFFER")
+        buffered = await trace.until("buffered", messageType="SDP_OFFER")
         assert (buffered["sender"], buffered["recipient"]) == (None, "late-viewer")
         assert {"time", "node"} <= buffered.keys() and isinstance(buffered["time"], float)
         await master.send("SDP_OFFER", b64({"type": "offer", "sdp": SDP + "a=newer\r\n"}), recipient="late-viewer")
-        replaced = await trace.until("replaced", "SDP_OFFER")
+        replaced = await trace.until("replaced", messageType="SDP_OFFER")
         assert (replaced["sender"], replaced["recipient"]) == (None, "late-viewer")
         viewer = await connect(server, arn, "late-viewer")
         got = await viewer.recv()
         assert "a=newer" in json.loads(base64.b64decode(got["messagePayload"]))["sdp"]  # the older one was replaced
-        delivered = await trace.until("delivered", "SDP_OFFER")
+        delivered = await trace.until("delivered", messageType="SDP_OFFER")
         assert delivered["recipient"] == "late-viewer"
         summary = trace.summary()
         assert summary.count(("buffered", "SDP_OFFER", None, "late-viewer")) == 2
@@ -155,8 +117,8 @@ async def test_trace_shows_buffered_replaced_and_expired_messages(server, name):
         await viewer.send("ICE_CANDIDATE", b64({"candidate": CANDIDATE}))
         await master.recv()  # the master is still there: delivered, not kept
         await master.send("ICE_CANDIDATE", b64({"candidate": CANDIDATE}), recipient="never-viewer")
-        await trace.until("buffered", "ICE_CANDIDATE")
-        expired = await trace.until("expired", "ICE_CANDIDATE")  # the sweep drops it once its TTL is past
+        await trace.until("buffered", messageType="ICE_CANDIDATE")
+        expired = await trace.until("expired", messageType="ICE_CANDIDATE")  # the sweep drops it once its TTL is past
         assert (expired["sender"], expired["recipient"], expired["messageType"]) == (None, "never-viewer",
                                                                                        "ICE_CANDIDATE")
         assert expired["time"] >= delivered["time"]
@@ -164,8 +126,7 @@ async def test_trace_shows_buffered_replaced_and_expired_messages(server, name):
         await viewer.close()
         await master.close()
     finally:
-        trace.proc.kill()
-        trace.proc.communicate(timeout=30)
+        trace.stop()
 
 
 def test_trace_refuses_an_unknown_channel_and_a_bad_key(server):
