@@ -7,8 +7,8 @@ import base64
 import json
 
 from signalite.tracing import Timeline, decode_payload, describe, enrich, parse_candidate
-from tests.support.tracecli import TraceReader, cli
 from tests.support.signaling import b64, connect
+from tests.support.tracecli import TraceReader, cli
 
 SDP = "\r\n".join([
     "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
