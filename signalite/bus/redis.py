@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import logging
 import uuid
@@ -493,6 +494,9 @@ class RedisBus(Bus):
     def _renew_follows(self) -> None:
         for arn in self._following:
             self._enqueue(_Op(("P", self._announce, self._announcement(b"F", arn))))
+            # Retained messages nobody came for would lapse with their Redis key, unseen: for a
+            # followed channel, drop them when they expire and say so (the trace's "expired").
+            self._enqueue(_Op(("E", arn), done=functools.partial(self._swept, arn)))
         now = self._clock.now()
         for arn, followers in list(self._remote.items()):
             for inst in [i for i, until in followers.items() if until <= now]:
@@ -500,6 +504,11 @@ class RedisBus(Bus):
             if not followers:
                 del self._remote[arn]
                 self._mail.trace_wanted(arn, False)
+
+    def _swept(self, arn: str, result: Any) -> None:
+        for item in result or ():
+            key, msg_type, sender = item.decode().split("\t", 2)
+            self._mail.outcome(arn, msg_type, EXPIRED, sender, key)
 
     def _announced(self, data: bytes) -> None:
         verb, _, rest = data.partition(b"\t")

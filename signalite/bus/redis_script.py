@@ -34,6 +34,9 @@ message expiry and the connect bucket, so both follow the application's clock):
 ``D arn``                                        drop a deleted channel → 1
 ``L name lease_ms``                              renew this node's lease → whether it was alive
 ``X``                                            reap dead nodes' presence → how many entries
+``E arn``                                        drop the expired entries of a channel's keys nobody
+                                                 holds → ``{'key\\ttype\\tsender'…}`` (only for a
+                                                 followed channel: the trace shows them)
 ``Q arn key``                                    peek at a key's unexpired entries
 """
 
@@ -286,6 +289,27 @@ local function op_reap()
   return n
 end
 
+local function op_expire(arn)
+  local out = {}
+  local pk = P .. 'p:' .. arn
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'k:' .. arn)) do
+    local h = redis.call('HGET', pk, 'h:' .. key)
+    local held = false
+    if h then held = alive((holder(h))) end
+    if not held then  -- a live holder's node delivers (and trims) what is in its list
+      local qk = qkey(arn, key)
+      for _, item in ipairs(redis.call('LRANGE', qk, 0, CAP - 1)) do
+        local _, ty, se, ex = parse(item)
+        if ex <= now then
+          redis.call('LREM', qk, 1, item)
+          out[#out + 1] = key .. '\t' .. ty .. '\t' .. se
+        end
+      end
+    end
+  end
+  return out
+end
+
 local function op_peek(arn, key)
   local out = {}
   for _, item in ipairs(redis.call('LRANGE', qkey(arn, key), 0, -1)) do
@@ -325,6 +349,9 @@ while i <= n do
   elseif op == 'X' then
     r = op_reap()
     i = i + 1
+  elseif op == 'E' then
+    r = op_expire(ARGV[i + 1])
+    i = i + 2
   elseif op == 'Q' then
     r = op_peek(ARGV[i + 1], ARGV[i + 2])
     i = i + 3
@@ -336,5 +363,5 @@ end
 return results
 """.replace("__CAP__", str(MAX_RETAINED_PER_RECIPIENT))
 
-ARITY = {"P": 2, "S": 6, "T": 5, "A": 5, "R": 6, "D": 1, "L": 2, "X": 0, "Q": 2}
+ARITY = {"P": 2, "S": 6, "T": 5, "A": 5, "R": 6, "D": 1, "L": 2, "X": 0, "E": 1, "Q": 2}
 """Fields after each operation code (the writer checks what it queues against this)."""

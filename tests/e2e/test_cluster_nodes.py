@@ -351,8 +351,9 @@ def test_a_node_cut_off_from_redis_answers_503_and_recovers(make_cluster, redis_
 async def test_a_trace_on_one_node_follows_the_channel_on_every_node(make_cluster, name):
     """``signalite trace`` connected to node-0 sees what happens on node-1: a viewer there
     connecting, its offer buffered (its master not connected yet) and sent, then delivered on
-    node-0, the answer the other way, the disconnect; each event names its node. ``admin
-    clients`` and ``admin channels`` on either node list both nodes' connections."""
+    node-0, the answer the other way, the disconnect, and a message kept in Redis expiring; each
+    event names its node. ``admin clients`` and ``admin channels`` on either node list both
+    nodes' connections."""
     c = make_cluster(count=2)
     arn = c.channel(name)
     trace = TraceReader.start(c[0], arn)
@@ -393,6 +394,16 @@ async def test_a_trace_on_one_node_follows_the_channel_on_every_node(make_cluste
         await viewer.close()
         left = await trace.until("disconnect", sender="v-b")
         assert left["node"] == "node-1"
+
+        # Kept in Redis for a viewer who never comes: the follower's node reports its expiry.
+        kv = c[0].boto()
+        version = kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]["Version"]
+        kv.update_signaling_channel(ChannelARN=arn, CurrentVersion=version,
+                                    SingleMasterConfiguration={"MessageTtlSeconds": 5})
+        await master.send("ICE_CANDIDATE", payload("for-nobody"), recipient="never")
+        await trace.until("buffered", recipient="never")
+        expired = await trace.until("expired", recipient="never")
+        assert (expired["messageType"], expired["sender"]) == ("ICE_CANDIDATE", None)
         await master.close()
     finally:
         trace.stop()

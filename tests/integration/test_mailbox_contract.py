@@ -415,6 +415,23 @@ async def test_a_follow_on_one_node_makes_the_others_send_their_trace_events(nod
     await until(lambda: (arn, False) in b.wanted and (arn, False) in c.wanted, "the withdrawal")
 
 
+async def test_a_followed_channel_reports_retained_messages_that_expire_unclaimed(nodes):
+    """Without a follower, a list nobody comes for lapses with its Redis key, unreported; a
+    followed channel's expired messages are dropped and reported (the trace shows them)."""
+    a, b = await nodes(2)
+    arn = channel()
+    await a.bus.follow(arn)
+    held = await b.connect(arn, "here")
+    b.bus.post(arn, msg("nobody", "short", sender="v9", ttl=0.3))
+    b.bus.post(arn, msg("here", "live", ttl=0.3))
+    await until(lambda: b.outcomes["ICE_CANDIDATE", "buffered"] == 1, "buffered")
+    await until(lambda: b.labels(held) == ["live"], "the live one delivered")
+    await until(lambda: (arn, "ICE_CANDIDATE", "expired", "v9", "nobody") in a.reported,
+                "the expiry, reported on the follower's node")
+    assert await a.bus.retained(arn, "nobody") == []
+    assert not [r for r in a.reported + b.reported if r[4] == "here"]  # a held key's list is its node's
+
+
 async def test_holdings_list_every_nodes_connections(nodes):
     a, b = await nodes(2)
     arn = channel()
