@@ -94,12 +94,12 @@ def add_admin_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]
     add_target_arguments(create_account)
     create_account.set_defaults(func=cmd_create_account)
 
-    channels = commands.add_parser("channels", help="list this node's live channels (sockets or retained messages)")
+    channels = commands.add_parser("channels", help="list the live channels (with sockets) on every node")
     channels.add_argument("--json", action="store_true", help="print the answer as JSON")
     add_target_arguments(channels)
     channels.set_defaults(func=cmd_channels)
 
-    clients = commands.add_parser("clients", help="list a channel's connections on this node")
+    clients = commands.add_parser("clients", help="list a channel's connections on every node")
     clients.add_argument("channel_arn", metavar="CHANNEL_ARN", help="the signaling channel's ARN")
     clients.add_argument("--json", action="store_true", help="print the answer as JSON")
     add_target_arguments(clients)
@@ -226,15 +226,20 @@ def cmd_channels(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer["Channels"]))
         return 0
-    rows = [[c["ChannelARN"], "yes" if c["Master"] else "no", str(c["Viewers"]), str(c["Retained"]), c["Node"]]
+    rows = [[c["ChannelARN"], "yes" if c["Master"] else "no", str(c["Viewers"]), str(c.get("Retained", "-")), c["Node"]]
             for c in answer["Channels"]]
     print(_table(rows, ["CHANNEL", "MASTER", "VIEWERS", "RETAINED", "NODE"]) if rows else "no live channels")
     return 0
 
 
-def cmd_clients(args: argparse.Namespace) -> int:
+def _since(stamp: Any) -> str:
+    """When a connection opened (another node's connections show only what presence knows)."""
     from datetime import UTC, datetime
 
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds") if stamp is not None else "-"
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
     from .aws import arn as arns
 
     parsed = arns.parse(args.channel_arn)
@@ -244,7 +249,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
         print(json.dumps(answer["Clients"]))
         return 0
     rows = [[c["Role"], c.get("ClientId") or "-", c["Node"], c.get("RemoteAddress") or "-",
-             datetime.fromtimestamp(c["ConnectedSince"], UTC).isoformat(timespec="seconds"),
-             str(c["MessagesIn"]), str(c["MessagesOut"])] for c in answer["Clients"]]
+              _since(c.get("ConnectedSince")), str(c.get("MessagesIn", "-")), str(c.get("MessagesOut", "-"))]
+            for c in answer["Clients"]]
     print(_table(rows, ["ROLE", "CLIENT ID", "NODE", "REMOTE", "SINCE", "IN", "OUT"]) if rows else "no connections")
     return 0

@@ -83,16 +83,17 @@ class SignalingPlane(ChannelEvents, VirtualPeers, Protocol):
         """Close this node's sockets over at most ``timeout`` seconds, refusing new ones."""
         ...
 
-    def live_channels(self) -> list[dict[str, Any]]:
-        """This node's channels with sockets or retained messages (admin API shapes)."""
+    async def live_channels(self) -> list[dict[str, Any]]:
+        """The channels with sockets, per node, cluster-wide (admin API shapes)."""
         ...
 
-    def clients(self, arn: str) -> list[dict[str, Any]]:
-        """The connections of ``arn`` on this node (admin API shapes)."""
+    async def clients(self, arn: str) -> list[dict[str, Any]]:
+        """The connections of ``arn`` on every node (admin API shapes)."""
         ...
 
-    def follow(self, arn: str, sink: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
-        """Call ``sink`` with each live event of channel ``arn`` until the returned function is called."""
+    async def follow(self, arn: str, sink: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``sink`` with each live event of channel ``arn`` on every node until the returned
+        function is called."""
         ...
 
     def disconnect_client(self, arn: str, client_id: str | None) -> bool:

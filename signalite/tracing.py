@@ -148,6 +148,7 @@ def describe(event: dict[str, Any]) -> str:
     if kind in ("connect", "disconnect"):
         extra = f" from {event['remote']}" if event.get("remote") else ""
         extra += f" ({event['reason']})" if event.get("reason") else ""
+        extra += f"  [{event['node']}]" if event.get("node") else ""
         return f"{stamp}  {kind:<10} {event.get('role', '?'):<7} {who(event.get('sender'))}{extra}"
     if kind == "following":
         return f"following {event.get('channel')} (Ctrl-C to stop)"
@@ -166,6 +167,8 @@ def describe(event: dict[str, Any]) -> str:
         line += f"  {_candidate_text(candidate)}"
     if event.get("detail"):
         line += f"  ({event['detail']})"
+    if event.get("node"):
+        line += f"  [{event['node']}]"  # in a cluster, the node it happened on
     return line
 
 

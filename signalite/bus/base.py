@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from typing import Callable, NamedTuple, Protocol, Sequence, Union
+from typing import Any, Callable, NamedTuple, Protocol, Sequence, Union
 
 MSG = "msg"
 """The kind of an :class:`Envelope`: a relayed client message."""
@@ -84,6 +84,17 @@ MAX_RETAINED_PER_RECIPIENT = 512
 """Messages kept per recipient key; beyond it the oldest is dropped (counted ``expired``)."""
 
 
+class Holding(NamedTuple):
+    """One registration in the cluster's presence (``signalite admin channels | clients``)."""
+
+    arn: str
+    key: str
+    """``""`` = the master, else the viewer's ClientId."""
+    node: str
+    """The holding node's ``--node-id``."""
+    virtual: bool
+
+
 class BusUnavailable(ConnectionError):
     """The bus cannot take a registration now (Redis unreachable): a retriable refusal (503)."""
 
@@ -121,8 +132,19 @@ class MailHandler(Protocol):
         that the client reconnects and registers again."""
         ...
 
-    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
-        """``count`` posted messages of ``msg_type`` were buffered, replaced or expired."""
+    def outcome(self, arn: str, msg_type: str, outcome: str, sender: str, recipient: str) -> None:
+        """A message of ``msg_type`` posted on channel ``arn`` by ``sender`` to ``recipient``
+        (recipient keys: ``""`` = the master) was buffered, replaced or expired. Metrics count
+        it; the live trace shows it when the channel is followed (hence the ARN and keys)."""
+        ...
+
+    def trace_wanted(self, arn: str, followed: bool) -> None:
+        """Another node started (``followed``) or stopped following channel ``arn`` live: this
+        node's events of that channel must (no longer) go to :meth:`Bus.trace`."""
+        ...
+
+    def trace_event(self, arn: str, event: dict[str, Any]) -> None:
+        """An event of channel ``arn`` that another node noted for this node's followers."""
         ...
 
 
@@ -138,7 +160,13 @@ class NoMail:
     def lost(self, token: int) -> None:
         return None
 
-    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
+    def outcome(self, arn: str, msg_type: str, outcome: str, sender: str, recipient: str) -> None:
+        return None
+
+    def trace_wanted(self, arn: str, followed: bool) -> None:
+        return None
+
+    def trace_event(self, arn: str, event: dict[str, Any]) -> None:
         return None
 
 
@@ -217,6 +245,29 @@ class Bus(ABC):
     @abstractmethod
     async def retained(self, arn: str, key: str) -> list[Envelope]:
         """What is retained for ``key`` now, oldest first, unexpired (introspection, tests)."""
+
+    # --- the live trace across nodes (signalite trace) ---------------------------------------
+    async def follow(self, arn: str) -> None:
+        """This node follows channel ``arn`` live: every other node sends its events of that
+        channel here (:meth:`MailHandler.trace_event`) until :meth:`unfollow`. Returns once the
+        nodes alive now know (bounded: a node that does not answer in time learns it at the next
+        renewal). Channels nobody follows cost nothing. One process: nothing to do."""
+        return None
+
+    def unfollow(self, arn: str) -> None:
+        """This node no longer follows ``arn`` (its last follower here left)."""
+        return None
+
+    def trace(self, arn: str, event: dict[str, Any]) -> None:
+        """Hand this node's ``event`` of ``arn`` to the nodes that follow it (the hub calls it
+        only for channels :meth:`MailHandler.trace_wanted` named). Non-blocking."""
+        return None
+
+    async def holdings(self, arn: str | None = None) -> list[Holding] | None:
+        """Who holds which recipient key, cluster-wide (of channel ``arn``, else of every
+        channel), for the admin listing; None when this node's own sockets are all there is
+        (one process)."""
+        return None
 
 
 def encode(envelope: Message) -> bytes:

@@ -5,7 +5,19 @@ as the Redis bus's Lua scripts, so one node behaves exactly as a cluster of one.
 from __future__ import annotations
 
 from ..clock import Clock, SystemClock
-from .base import BUFFERED, Bus, Envelope, Handler, Limits, MailHandler, Message, NoMail, Registration, dispatch
+from .base import (
+    BUFFERED,
+    EXPIRED,
+    Bus,
+    Envelope,
+    Handler,
+    Limits,
+    MailHandler,
+    Message,
+    NoMail,
+    Registration,
+    dispatch,
+)
 from .presence import Presence
 from .retention import Retention
 
@@ -60,7 +72,8 @@ class LocalBus(Bus):
             return
         h.started = True
         kept, expired = self.retention.take((arn, key), self._clock.now())
-        self._expired(expired)
+        for e in expired:
+            self._mail.outcome(arn, e.msg_type, EXPIRED, e.sender, key)
         if kept:
             written = self._mail.deliver(token, kept)
             if written < len(kept):
@@ -74,20 +87,22 @@ class LocalBus(Bus):
         h = self.presence.holders.get(key)
         if h is not None and h.started and self._mail.deliver(h.token, (envelope,)):
             return
+        mail = self._mail
         if envelope.expires <= self._clock.now():
-            self._mail.outcome(envelope.msg_type, "expired", 1)
+            mail.outcome(arn, envelope.msg_type, EXPIRED, envelope.sender, envelope.recipient)
             return
-        for msg_type, outcome in self.retention.add(key, envelope, replace=h is None):
-            self._mail.outcome(msg_type, outcome, 1)
+        for old, outcome in self.retention.add(key, envelope, replace=h is None):
+            mail.outcome(arn, old.msg_type, outcome, old.sender, old.recipient)
         if h is None:
-            self._mail.outcome(envelope.msg_type, BUFFERED, 1)
+            mail.outcome(arn, envelope.msg_type, BUFFERED, envelope.sender, envelope.recipient)
 
     def drop_channel(self, arn: str) -> None:
         self.presence.drop(arn)
         self.retention.drop(arn)
 
     def tick(self, now: float) -> None:
-        self._expired(self.retention.expire(now))
+        for (arn, key), e in self.retention.expire(now):
+            self._mail.outcome(arn, e.msg_type, EXPIRED, e.sender, key)
         self.presence.prune(now)
 
     def retained_count(self) -> int:
@@ -95,7 +110,3 @@ class LocalBus(Bus):
 
     async def retained(self, arn: str, key: str) -> list[Envelope]:
         return self.retention.peek((arn, key), self._clock.now())
-
-    def _expired(self, envelopes: list[Envelope]) -> None:
-        for e in envelopes:
-            self._mail.outcome(e.msg_type, "expired", 1)

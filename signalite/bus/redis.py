@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import json
 import logging
 import uuid
 from typing import Any, Callable
@@ -62,6 +64,7 @@ from .base import (
     BusUnavailable,
     Envelope,
     Handler,
+    Holding,
     Limits,
     MailHandler,
     Message,
@@ -90,6 +93,10 @@ TAKE_MAX = 256
 DEFAULT_LEASE = 3.0
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 DEFAULT_PREFIX = "signalite:"
+TRACE_TTL = 10.0
+"""Seconds another node's follow of a channel lasts unless renewed (it is renewed with the lease)."""
+FOLLOW_WAIT = 2.0
+"""Seconds :meth:`RedisBus.follow` waits for the other nodes to say they know."""
 _NODE_ID_LEN = 16
 _SEQ_LEN = 12  # hex digits of the per-node sequence number after the node id
 _HEADER_LEN = _NODE_ID_LEN + _SEQ_LEN
@@ -174,6 +181,15 @@ class RedisBus(Bus):
         """The node's ``--node-id`` (shown by the admin listing)."""
         self._node = self.node_id.encode()
         self._control = self._prefix + b"n:" + self._node
+        self._announce = self._prefix + b"tf"
+        """Where nodes say which channels they follow live (``f``/``u``/``q``, see :meth:`follow`)."""
+        self._trace_prefix = self._prefix + b"tc:"
+        """``{prefix}tc:{arn}``: the events of a followed channel, from the nodes that have some."""
+        self._following: dict[str, list[asyncio.Future[None]]] = {}
+        """Channels this node follows → waiters for the other nodes' acknowledgements."""
+        self._follow_acks: dict[str, int] = {}
+        self._remote: dict[str, dict[bytes, float]] = {}
+        """Channels other nodes follow → follower instance → when its follow lapses (local clock)."""
         self._handlers: dict[str, Handler] = {}
         self._wanted: set[bytes] = set()          # channels this node wants (from subscribe())
         self._confirmed: set[bytes] = set()       # channels Redis confirmed on our Pub/Sub connection
@@ -214,15 +230,17 @@ class RedisBus(Bus):
                 await client.ping()
                 self._sha = await client.script_load(LUA)
             pubsub = client.pubsub()
-            await pubsub.subscribe(self._control)
+            await pubsub.subscribe(self._control, self._announce)
             self._confirmed.clear()
-            await self._read_one(pubsub, timeout=CONNECT_TIMEOUT)  # the control channel's confirmation
+            for _ in range(2):  # the control and announcement channels' confirmations
+                await self._read_one(pubsub, timeout=CONNECT_TIMEOUT)
         except _ERRORS as exc:
             await client.aclose()
             raise ConnectionError(f"cannot connect to the Redis bus {redact(self._url)}: {_describe(exc)}") from exc
         self._client, self._pubsub = client, pubsub
         # The lease goes first: no registration of this node may exist before it is alive.
         self._enqueue(_Op(("L", self.name, str(int(self.lease * 1000))), done=self._renewed))
+        self._enqueue(_Op(("P", self._announce, b"q\t" + self._node)))  # who follows what already?
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._reader(), name="signalite-bus-reader"),
                        loop.create_task(self._writer(), name="signalite-bus-writer"),
@@ -253,6 +271,12 @@ class RedisBus(Bus):
         self._wanted.clear()
         self._confirmed.clear()
         self._regs.clear()
+        self._remote.clear()
+        for waiters in self._following.values():
+            for w in waiters:
+                if not w.done():
+                    w.cancel()
+        self._following.clear()
         queued, self._queue = list(self._queue), collections.deque()
         for op in queued:
             if op.done is not None:
@@ -374,18 +398,19 @@ class RedisBus(Bus):
         self._enqueue(_Op(("A", arn, key, token, str(written), "1")))
 
     def post(self, arn: str, envelope: Envelope) -> None:
-        msg_type = envelope.msg_type
+        msg_type, sender, recipient = envelope.msg_type, envelope.sender, envelope.recipient
 
         def done(result: Any) -> None:
             if not result:
                 return
             mail = self._mail
+            if result[1]:  # the script dropped the older retained one of the same type and sender
+                mail.outcome(arn, msg_type, REPLACED, sender, recipient)
+            for dropped in result[2:]:  # 'type\tsender' of messages of this key found expired
+                dropped_type, _, dropped_sender = dropped.decode().partition("\t")
+                mail.outcome(arn, dropped_type, EXPIRED, dropped_sender, recipient)
             if result[0] == 0:
-                mail.outcome(msg_type, BUFFERED, 1)
-            if result[1]:
-                mail.outcome(msg_type, REPLACED, 1)
-            for dropped in result[2:]:
-                mail.outcome(dropped.decode(), EXPIRED, 1)
+                mail.outcome(arn, msg_type, BUFFERED, sender, recipient)
 
         self._enqueue(_Op(("S", arn, envelope.recipient, msg_type, envelope.sender, repr(envelope.expires),
                            encode(envelope)), envelope.expires, done))
@@ -405,6 +430,155 @@ class RedisBus(Bus):
         if result is None:
             raise BusUnavailable("the Redis connection broke")
         return [decode(item.split(b"\t", 4)[4]) for item in result]  # type: ignore[misc]
+
+    # --- the live trace across nodes ------------------------------------------------------
+    # A node that follows a channel subscribes to ``{prefix}tc:{arn}`` and announces it on
+    # ``{prefix}tf`` (``f \t inst \t arn``; renewed as ``F`` with the lease); each node that
+    # hears ``f`` acknowledges on the follower's inbox and, until the follow lapses (TRACE_TTL) or
+    # is withdrawn (``u``), publishes its events of that channel there. A node that starts asks
+    # (``q``) and the followers renew at once. A channel nobody follows costs no Redis traffic.
+    async def follow(self, arn: str) -> None:
+        if arn in self._following:
+            return
+        self._following[arn] = []
+        self._follow_acks[arn] = 0
+        channel = self._trace_prefix + arn.encode()
+        self._wanted.add(channel)
+        self._to_add.add(channel)
+        self._to_remove.discard(channel)
+        self._wake()
+        if self._client is None:
+            return
+        try:
+            async with asyncio.timeout(FOLLOW_WAIT):
+                await self.synced()
+                # Through the writer, in order with an earlier withdrawal (``u``) of the same channel.
+                published: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+                def done(result: Any) -> None:
+                    if not published.done():
+                        published.set_result(result)
+
+                self._enqueue(_Op(("P", self._announce, self._announcement(b"f", arn)), done=done))
+                listeners = await published
+                others = int(listeners or 1) - 1  # this node hears its own announcement too (and skips it)
+                while self._follow_acks.get(arn, 0) < others and arn in self._following:
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._following[arn].append(waiter)
+                    await waiter
+        except (TimeoutError, *_ERRORS):
+            log.info("not every node acknowledged the trace of %s in time; they follow at the next renewal", arn)
+        finally:
+            waiters = self._following.get(arn)
+            if waiters is not None:
+                waiters.clear()
+
+    def unfollow(self, arn: str) -> None:
+        if self._following.pop(arn, None) is None:
+            return
+        self._follow_acks.pop(arn, None)
+        channel = self._trace_prefix + arn.encode()
+        self._wanted.discard(channel)
+        self._to_remove.add(channel)
+        self._to_add.discard(channel)
+        self._wake()
+        self._enqueue(_Op(("P", self._announce, self._announcement(b"u", arn))))
+
+    def trace(self, arn: str, event: dict[str, Any]) -> None:
+        data = self._node + json.dumps(event, separators=(",", ":"), default=str).encode()
+        self._enqueue(_Op(("P", self._trace_prefix + arn.encode(), data), self._clock.now() + TRACE_TTL))
+
+    def _announcement(self, verb: bytes, arn: str) -> bytes:
+        return verb + b"\t" + self._node + b"\t" + arn.encode()
+
+    def _renew_follows(self) -> None:
+        for arn in self._following:
+            self._enqueue(_Op(("P", self._announce, self._announcement(b"F", arn))))
+            # Retained messages nobody came for would lapse with their Redis key, unseen: for a
+            # followed channel, drop them when they expire and say so (the trace's "expired").
+            self._enqueue(_Op(("E", arn), done=functools.partial(self._swept, arn)))
+        now = self._clock.now()
+        for arn, followers in list(self._remote.items()):
+            for inst in [i for i, until in followers.items() if until <= now]:
+                del followers[inst]  # its node stopped renewing (gone, or cut off from Redis)
+            if not followers:
+                del self._remote[arn]
+                self._mail.trace_wanted(arn, False)
+
+    def _swept(self, arn: str, result: Any) -> None:
+        for item in result or ():
+            key, msg_type, sender = item.decode().split("\t", 2)
+            self._mail.outcome(arn, msg_type, EXPIRED, sender, key)
+
+    def _announced(self, data: bytes) -> None:
+        verb, _, rest = data.partition(b"\t")
+        inst, _, arn_b = rest.partition(b"\t")
+        if inst == self._node:
+            return
+        if verb == b"q":
+            for arn in self._following:
+                self._enqueue(_Op(("P", self._announce, self._announcement(b"F", arn))))
+            return
+        arn = arn_b.decode()
+        followers = self._remote.get(arn)
+        if verb in (b"f", b"F"):  # a new follow (acknowledged), or its renewal
+            if followers is None:
+                followers = self._remote[arn] = {}
+                self._mail.trace_wanted(arn, True)
+            followers[inst] = self._clock.now() + TRACE_TTL
+            if verb == b"f":
+                self._enqueue(_Op(("P", self._prefix + b"n:" + inst, b"t\t" + arn_b)))
+        elif verb == b"u" and followers is not None:
+            followers.pop(inst, None)
+            if not followers:
+                del self._remote[arn]
+                self._mail.trace_wanted(arn, False)
+
+    def _traced(self, channel: bytes, data: bytes) -> None:
+        if data[:_NODE_ID_LEN] == self._node:
+            return  # this node's own event, already given to its followers
+        arn = channel[len(self._trace_prefix):].decode()
+        if arn in self._following:
+            self._mail.trace_event(arn, json.loads(data[_NODE_ID_LEN:]))
+
+    # --- presence, cluster-wide (signalite admin channels | clients) -------------------------
+    async def holdings(self, arn: str | None = None) -> list[Holding] | None:
+        client = self._client
+        if client is None:
+            raise BusUnavailable("the Redis bus is not open")
+        P = self.prefix
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                sec, usec = await client.time()
+                now_ms = sec * 1000 + usec // 1000
+                alive: list[bytes] = [bytes(i) for i in await client.zrangebyscore(P + "nodes", f"({now_ms}", "+inf")
+                                      if isinstance(i, bytes)]
+                names = await client.hgetall(P + "names")
+                if arn is not None:
+                    arns = [arn]
+                else:
+                    pipe = client.pipeline(transaction=False)
+                    for inst in alive:
+                        pipe.smembers(self._prefix + b"np:" + inst)
+                    arns = sorted({m.decode().rsplit("|", 1)[0] for ms in await pipe.execute() for m in ms})
+                pipe = client.pipeline(transaction=False)
+                for a in arns:
+                    pipe.hgetall(P + "p:" + a)
+                tables = await pipe.execute()
+        except _ERRORS as exc:
+            raise BusUnavailable(f"Redis unreachable: {_describe(exc)}") from exc
+        live = set(alive)
+        out: list[Holding] = []
+        for a, table in zip(arns, tables):
+            for field, value in sorted(table.items()):
+                if not field.startswith(b"h:"):
+                    continue
+                inst, _, rest = value.partition(b"\t")
+                if inst not in live:
+                    continue  # a dead node's entry, not reaped yet
+                name = names.get(inst, inst).decode()
+                out.append(Holding(a, field[2:].decode(), name, rest.endswith(b"\t1")))
+        return out
 
     # --- taking, acknowledging, notices ----------------------------------------------------
     def _take(self, reg: _Reg) -> None:
@@ -435,8 +609,9 @@ class RedisBus(Bus):
             if reg.retry is None or reg.retry.done():
                 reg.retry = asyncio.get_running_loop().create_task(self._retry(reg, delay))
             return
-        for msg_type in result[1]:
-            self._mail.outcome(msg_type.decode(), EXPIRED, 1)
+        for dropped in result[1]:
+            dropped_type, _, dropped_sender = dropped.decode().partition("\t")
+            self._mail.outcome(reg.arn, dropped_type, EXPIRED, dropped_sender, reg.key)
         reg.state = ACTIVE
         entries = result[2:]
         if entries:
@@ -498,6 +673,13 @@ class RedisBus(Bus):
             reg = self._regs.get(int(data.split(b"\t", 2)[1]))
             if reg is not None and reg.state == WAITING:
                 self._take(reg)
+        elif kind == b"t":  # a node knows that this one follows the channel
+            arn = data[2:].decode()
+            if arn in self._following:
+                self._follow_acks[arn] = self._follow_acks.get(arn, 0) + 1
+                for w in self._following[arn]:
+                    if not w.done():
+                        w.set_result(None)
 
     def _catch_up(self) -> None:
         """After the inbox may have missed notices (the subscription connection broke): take
@@ -513,6 +695,7 @@ class RedisBus(Bus):
             await self._clock.sleep(interval)
             self._enqueue(_Op(("L", self.name, str(int(self.lease * 1000))), done=self._renewed))
             self._enqueue(_Op(("X",)))
+            self._renew_follows()
 
     def _renewed(self, result: Any) -> None:
         if result == 0 and self._regs:  # this node was taken for dead (cut off): check what it holds
@@ -556,7 +739,8 @@ class RedisBus(Bus):
             if op.expires <= now:
                 self.dropped += 1
                 if op.fields[0] == "S":
-                    self._mail.outcome(op.fields[3], EXPIRED, 1)
+                    _, arn, recipient, msg_type, sender = op.fields[:5]
+                    self._mail.outcome(arn, msg_type, EXPIRED, sender, recipient)
                 continue
             batch.append(op)
         if self._dirty:
@@ -670,6 +854,12 @@ class RedisBus(Bus):
                 if data:
                     self._notice(data)
                 return  # an empty one is a wake-up; _reconcile runs next
+            if channel == self._announce:
+                self._announced(data)
+                return
+            if channel.startswith(self._trace_prefix):
+                self._traced(channel, data)
+                return
             sender = data[:_NODE_ID_LEN]
             if sender == self._node:
                 return  # our own message, already delivered inline by publish()
@@ -685,7 +875,7 @@ class RedisBus(Bus):
             if topic in self._handlers:
                 dispatch(self._handlers, topic, decode(data[_HEADER_LEN:]))
         elif kind in (b"subscribe", "subscribe"):
-            if channel != self._control:
+            if channel not in (self._control, self._announce):
                 self._confirmed.add(channel)
             self._check_synced()
         elif kind in (b"unsubscribe", "unsubscribe"):

@@ -26,14 +26,17 @@ Keys (``P`` = the bus URL's prefix):
 Operations (``ARGV`` after ``prefix, inst, batch, now``; ``now`` is the node's clock, used for
 message expiry and the connect bucket, so both follow the application's clock):
 
-``P channel data``                               PUBLISH (topic messages, wake-ups)
-``S arn key type sender expires envelope``       post: → ``{live, replaced, expired types…}``
+``P channel data``                               PUBLISH (topic messages, wake-ups, trace) → listeners
+``S arn key type sender expires envelope``       post: → ``{live, replaced, expired 'type\\tsender'…}``
 ``R arn key token virtual max_viewers rate``     register → ``{'ok', replaced}`` | ``{'viewers'}`` | ``{'rate'}``
-``T arn key token ack max``                      take → ``{'ok', {expired types}, entries…}`` | ``{'wait', ms}`` | ``{'gone'}``
+``T arn key token ack max``                      take → ``{'ok', {expired 'type\\tsender'}, entries…}`` | ``{'wait', ms}`` | ``{'gone'}``
 ``A arn key token written final``                ack (``final`` 1: unregister) → 1
 ``D arn``                                        drop a deleted channel → 1
 ``L name lease_ms``                              renew this node's lease → whether it was alive
 ``X``                                            reap dead nodes' presence → how many entries
+``E arn``                                        drop the expired entries of a channel's keys nobody
+                                                 holds → ``{'key\\ttype\\tsender'…}`` (only for a
+                                                 followed channel: the trace shows them)
 ``Q arn key``                                    peek at a key's unexpired entries
 """
 
@@ -84,7 +87,7 @@ local function notify(i, text) redis.call('PUBLISH', P .. 'n:' .. i, text) end
 
 local function op_send(arn, key, typ, sender, exps, env)
   local expires = tonumber(exps)
-  if expires <= now then return {-1, 0, typ} end
+  if expires <= now then return {-1, 0, typ .. '\t' .. sender} end
   local qk = qkey(arn, key)
   local h = redis.call('HGET', P .. 'p:' .. arn, 'h:' .. key)
   local hi, ht
@@ -104,10 +107,10 @@ local function op_send(arn, key, typ, sender, exps, env)
   while true do
     local head = redis.call('LINDEX', qk, 0)
     if not head then break end
-    local _, ty, _, ex = parse(head)
+    local _, ty, se, ex = parse(head)
     if ex > now then break end
     redis.call('LPOP', qk)
-    out[#out + 1] = ty
+    out[#out + 1] = ty .. '\t' .. se
   end
   local tail = redis.call('LINDEX', qk, -1)
   local prev = 0
@@ -115,8 +118,8 @@ local function op_send(arn, key, typ, sender, exps, env)
   local seq = math.max(prev + 1, nowus)
   local entry = fmt(seq) .. '\t' .. typ .. '\t' .. sender .. '\t' .. exps .. '\t' .. env
   if redis.call('RPUSH', qk, entry) > CAP then
-    local _, ty = parse(redis.call('LPOP', qk))
-    out[#out + 1] = ty
+    local _, ty, se = parse(redis.call('LPOP', qk))
+    out[#out + 1] = ty .. '\t' .. se
   end
   local ms = math.ceil((expires - now) * 1000) + 1000
   extend(qk, ms)
@@ -202,10 +205,10 @@ local function op_take(arn, key, tok, ack, max)
   local out = {'ok', {}}
   if max > 0 then
     for _, item in ipairs(redis.call('LRANGE', qk, 0, max - 1)) do
-      local _, ty, _, ex = parse(item)
+      local _, ty, se, ex = parse(item)
       if ex <= now then
         redis.call('LREM', qk, 1, item)
-        table.insert(out[2], ty)
+        table.insert(out[2], ty .. '\t' .. se)
       else
         out[#out + 1] = item
       end
@@ -286,6 +289,27 @@ local function op_reap()
   return n
 end
 
+local function op_expire(arn)
+  local out = {}
+  local pk = P .. 'p:' .. arn
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'k:' .. arn)) do
+    local h = redis.call('HGET', pk, 'h:' .. key)
+    local held = false
+    if h then held = alive((holder(h))) end
+    if not held then  -- a live holder's node delivers (and trims) what is in its list
+      local qk = qkey(arn, key)
+      for _, item in ipairs(redis.call('LRANGE', qk, 0, CAP - 1)) do
+        local _, ty, se, ex = parse(item)
+        if ex <= now then
+          redis.call('LREM', qk, 1, item)
+          out[#out + 1] = key .. '\t' .. ty .. '\t' .. se
+        end
+      end
+    end
+  end
+  return out
+end
+
 local function op_peek(arn, key)
   local out = {}
   for _, item in ipairs(redis.call('LRANGE', qkey(arn, key), 0, -1)) do
@@ -302,8 +326,7 @@ while i <= n do
   local op = ARGV[i]
   local r
   if op == 'P' then
-    redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2])
-    r = 1
+    r = redis.call('PUBLISH', ARGV[i + 1], ARGV[i + 2])
     i = i + 3
   elseif op == 'S' then
     r = op_send(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
@@ -326,6 +349,9 @@ while i <= n do
   elseif op == 'X' then
     r = op_reap()
     i = i + 1
+  elseif op == 'E' then
+    r = op_expire(ARGV[i + 1])
+    i = i + 2
   elseif op == 'Q' then
     r = op_peek(ARGV[i + 1], ARGV[i + 2])
     i = i + 3
@@ -337,5 +363,5 @@ end
 return results
 """.replace("__CAP__", str(MAX_RETAINED_PER_RECIPIENT))
 
-ARITY = {"P": 2, "S": 6, "T": 5, "A": 5, "R": 6, "D": 1, "L": 2, "X": 0, "Q": 2}
+ARITY = {"P": 2, "S": 6, "T": 5, "A": 5, "R": 6, "D": 1, "L": 2, "X": 0, "E": 1, "Q": 2}
 """Fields after each operation code (the writer checks what it queues against this)."""

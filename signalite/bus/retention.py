@@ -38,10 +38,10 @@ class Retention:
         self._heap: list[tuple[float, int, Key]] = []
         self._seq = itertools.count()
 
-    def add(self, key: Key, env: Envelope, replace: bool) -> list[tuple[str, str]]:
-        """Keep ``env`` for ``key``; returns ``(msg_type, outcome)`` for messages it displaced
+    def add(self, key: Key, env: Envelope, replace: bool) -> list[tuple[Envelope, str]]:
+        """Keep ``env`` for ``key``; returns ``(message, outcome)`` for messages it displaced
         (``replaced`` by the SDP rule when ``replace``, ``expired`` when over the cap)."""
-        out: list[tuple[str, str]] = []
+        out: list[tuple[Envelope, str]] = []
         at = self._checks.get(key)
         if at is None or env.expires < at:
             self._checks[key] = env.expires
@@ -54,11 +54,11 @@ class Retention:
             for i, old in enumerate(queue):
                 if old.msg_type == env.msg_type and old.sender == env.sender:
                     del queue[i]
-                    out.append((old.msg_type, "replaced"))
+                    out.append((old, "replaced"))
                     break
         queue.append(env)
         if len(queue) > MAX_RETAINED_PER_RECIPIENT:
-            out.append((queue[0].msg_type, "expired"))
+            out.append((queue[0], "expired"))
             del queue[0]
         return out
 
@@ -91,17 +91,17 @@ class Retention:
             del self.lists[key]
             self._checks.pop(key, None)
 
-    def expire(self, now: float) -> list[Envelope]:
-        """Drop messages past their expiry; returns them (for counting)."""
+    def expire(self, now: float) -> list[tuple[Key, Envelope]]:
+        """Drop messages past their expiry; returns them with their keys (for counting, tracing)."""
         heap, checks = self._heap, self._checks
-        out: list[Envelope] = []
+        out: list[tuple[Key, Envelope]] = []
         while heap and heap[0][0] <= now:
             at, _, key = heappop(heap)
             if checks.get(key) != at:
                 continue  # delivered, rescheduled or dropped
             queue = self.lists[key]
             kept = [e for e in queue if e.expires > now]
-            out.extend(e for e in queue if e.expires <= now)
+            out.extend((key, e) for e in queue if e.expires <= now)
             if not kept:
                 del self.lists[key]
                 del checks[key]

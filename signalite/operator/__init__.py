@@ -71,13 +71,13 @@ async def create_account(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
 
 async def list_live_channels(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     require_root(ctx)
-    return {"Channels": ctx.signaling.live_channels()}
+    return {"Channels": await ctx.signaling.live_channels()}
 
 
 async def list_clients(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     require_root(ctx)
     await _channel(ctx, p["ChannelARN"])
-    return {"Clients": ctx.signaling.clients(p["ChannelARN"])}
+    return {"Clients": await ctx.signaling.clients(p["ChannelARN"])}
 
 
 OPERATIONS = {"SendGoAway": send_go_away, "DisconnectClient": disconnect_client,

@@ -6,8 +6,10 @@ only an account root may follow a channel (the server's root any channel, anothe
 only its own). Each event is one JSON text frame: ``time`` (epoch seconds), ``event`` (connect,
 disconnect, sent, delivered, buffered, expired, replaced, rejected), ``channel``,
 ``messageType``, ``sender`` and ``recipient`` (client ids, null for the master), ``payload`` (the
-base64 messagePayload), ``role``, ``reason``, ``detail``, ``node``. Decoding SDP and ICE is the
-client's work (``signalite.tracing``), so a busy channel costs the server only the JSON.
+base64 messagePayload), ``role``, ``reason``, ``detail``, ``node``. In a cluster the node the
+follower is connected to merges every node's events (the bus's ``follow``); ``following`` is
+sent once the other nodes know. Decoding SDP and ICE is the client's work (``signalite.tracing``),
+so a busy channel costs the server only the JSON.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ async def handle_trace(request: web.Request, auth: Authenticator, errors: Servic
         else:
             queue.put_nowait(event)
 
-    unfollow = request.app[HUB].follow(arn, sink)
+    unfollow = await request.app[HUB].follow(arn, sink)  # once every node traces it
     reader = asyncio.ensure_future(_until_closed(ws))
     try:
         await ws.send_str(json.dumps({"event": "following", "channel": arn, "time": None}))

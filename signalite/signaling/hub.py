@@ -157,6 +157,9 @@ class Hub:
         """Handshake outcomes (the router counts connections and messages)."""
         self.node_id = settings.node_id
         self._followers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        """Channel → this node's trace sinks (``signalite trace`` connected here)."""
+        self._remote_traced: set[str] = set()
+        """Channels followed on another node of the cluster: this node's events go to the bus too."""
         self.log_payloads = settings.log_payloads
         self.store: Store = _NotStarted()  # set by start()
         self.bus: Bus = _NotStarted()  # type: ignore[assignment]
@@ -287,28 +290,63 @@ class Hub:
             self._flush_notes()
 
     # --- the live trace (signalite trace) ------------------------------------------------------
-    def follow(self, arn: str, sink: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
-        """Call ``sink`` with every event of channel ``arn`` on this node (connects, disconnects,
-        messages and what became of them) until the returned function is called."""
-        sinks = self._followers.setdefault(arn, [])
+    async def follow(self, arn: str, sink: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``sink`` with every event of channel ``arn`` on every node of the cluster
+        (connects, disconnects, messages and what became of them, each with its ``node``) until
+        the returned function is called. Returns once the other nodes know (the bus's
+        :meth:`~signalite.bus.base.Bus.follow`)."""
+        sinks = self._followers.get(arn)
+        first = sinks is None
+        if sinks is None:
+            sinks = self._followers[arn] = []
         sinks.append(sink)
         self.router.traced.add(arn)
 
         def unfollow() -> None:
             if sink in sinks:
                 sinks.remove(sink)
-            if not sinks:
-                self._followers.pop(arn, None)
-                self.router.traced.discard(arn)
+            if not sinks and self._followers.get(arn) is sinks:
+                del self._followers[arn]
+                self.bus.unfollow(arn)
+                if arn not in self._remote_traced:
+                    self.router.traced.discard(arn)
 
+        if first:
+            try:
+                await self.bus.follow(arn)
+            except BaseException:
+                unfollow()
+                raise
         return unfollow
 
     def _trace(self, event: dict[str, Any]) -> None:
-        for sink in list(self._followers.get(event["channel"], ())):
+        """One of this node's events of a traced channel: to its followers here, and to the
+        other nodes' followers through the bus."""
+        arn = event["channel"]
+        if arn in self._remote_traced:
+            self.bus.trace(arn, event)
+        self._to_sinks(arn, event)
+
+    def _to_sinks(self, arn: str, event: dict[str, Any]) -> None:
+        for sink in list(self._followers.get(arn, ())):
             try:
                 sink(event)
             except Exception:  # a follower's failure must never reach a client's socket
                 log.exception("trace follower failed")
+
+    def trace_wanted(self, arn: str, followed: bool) -> None:
+        """The bus: another node follows channel ``arn`` (or no longer does)."""
+        if followed:
+            self._remote_traced.add(arn)
+            self.router.traced.add(arn)
+        else:
+            self._remote_traced.discard(arn)
+            if arn not in self._followers:
+                self.router.traced.discard(arn)
+
+    def trace_event(self, arn: str, event: dict[str, Any]) -> None:
+        """The bus: another node's event of a channel followed here."""
+        self._to_sinks(arn, event)
 
     def _flush_notes(self) -> None:
         for note in self.router.take_notes():
@@ -322,18 +360,36 @@ class Hub:
                      "role": "master" if conn.client_id is None else "viewer", "node": self.node_id, **more})
 
     # --- what is connected (signalite admin channels / clients) ---------------------------------
-    def live_channels(self) -> list[dict[str, Any]]:
-        """This node's channels with sockets (retained messages are the bus's, cluster-wide: not
-        counted per channel here)."""
+    async def live_channels(self) -> list[dict[str, Any]]:
+        """The channels with sockets, one entry per channel and node: this node's from its
+        router, the other nodes' from the bus's presence (cluster-wide). Retained messages are
+        the bus's and not counted per channel here."""
         out = []
         for arn, ch in sorted(self.router.channels.items()):
             real = [c for c in ch.conns() if not c.virtual]
             out.append({"ChannelARN": arn, "Master": ch.master is not None and not ch.master.virtual,
                         "Viewers": sum(1 for c in real if c.client_id is not None), "Node": self.node_id})
+        holdings = await self.bus.holdings()
+        if holdings is None:
+            return out
+        elsewhere: dict[tuple[str, str], dict[str, Any]] = {}
+        for h in holdings:
+            if h.node == self.node_id or h.virtual:
+                continue
+            row = elsewhere.setdefault((h.arn, h.node), {"ChannelARN": h.arn, "Master": False, "Viewers": 0,
+                                                          "Node": h.node})
+            if h.key == MASTER:
+                row["Master"] = True
+            else:
+                row["Viewers"] += 1
+        out.extend(elsewhere.values())
+        out.sort(key=lambda r: (r["ChannelARN"], r["Node"]))
         return out
 
-    def clients(self, arn: str) -> list[dict[str, Any]]:
-        """The connections of channel ``arn`` on this node."""
+    async def clients(self, arn: str) -> list[dict[str, Any]]:
+        """The connections of channel ``arn`` on every node: this node's with all it knows, the
+        other nodes' from the bus's presence (role, client id, node, virtual; the rest only the
+        holding node knows)."""
         out = []
         for conn in self.router.connections(arn):
             handle = conn.handle
@@ -347,6 +403,11 @@ class Hub:
                         "State": conn.state.value,
                         # A viewer in a storage session (JoinStorageSessionAsViewer): the session's seat.
                         "StorageSession": conn.upstream or None})
+        holdings = await self.bus.holdings(arn)
+        for h in holdings or ():
+            if h.node != self.node_id:
+                out.append({"Role": "master" if h.key == MASTER else "viewer", "ClientId": h.key or None,
+                            "Node": h.node, "Virtual": h.virtual})
         return out
 
     # --- the bus's mailboxes call back here (bus.base.MailHandler) ------------------------------
@@ -377,8 +438,11 @@ class Hub:
         elif token in self._early:
             self._taken_early.add(token)
 
-    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
-        self.router.outcome(msg_type, outcome, count)
+    def outcome(self, arn: str, msg_type: str, outcome: str, sender: str, recipient: str) -> None:
+        router = self.router
+        router.outcome(arn, msg_type, outcome, sender, recipient, self.clock.now())
+        if router.notes:
+            self._flush_notes()
 
     async def _register(self, arn: str, client_id: str | None, *, virtual: bool) -> tuple[int, str | None]:
         """Register a connection with the bus (cluster-wide limits, takeover): its token and,
@@ -532,7 +596,7 @@ class Hub:
                             "client_id": decision.client_id, "account": principal.account_id,
                             "remote": request.remote})
         decision_arn = decision.arn
-        if decision.arn in self._followers:
+        if decision.arn in self.router.traced:
             self._trace_connection("connect", conn, remote=request.remote)
         del query, principal, resource, offered, protocols, decision  # only the socket's state stays
         # The receive loop is inline (not a helper coroutine): one frame less per idle socket.
@@ -565,7 +629,7 @@ class Hub:
         finally:
             self.run(router.disconnect(conn, clock.now()))
             reason = session.reason or f"closed by the client ({ws.close_code})"
-            if conn.channel.arn in self._followers:
+            if conn.channel.arn in router.traced:
                 self._trace_connection("disconnect", conn, reason=reason)
             if log.isEnabledFor(logging.INFO):
                 log.info("disconnected %s %s of %s: %s", role, conn.client_id or "", conn.channel.arn, reason,

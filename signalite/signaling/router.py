@@ -113,7 +113,7 @@ class TraceNote(NamedTuple):
 
     time: float
     event: str
-    """sent, delivered or rejected (what the bus does with the rest is not noted here yet)."""
+    """sent, delivered, rejected, or what the bus reported: buffered, replaced, expired."""
     channel: str
     message_type: str
     sender: str | None
@@ -593,10 +593,13 @@ class Router:
             out.append(_new(Send, (conn, message.frame)))
         return out
 
-    def outcome(self, msg_type: str, outcome: str, count: int = 1) -> None:
-        """The bus reports what became of posted messages that were not delivered at once
-        (``buffered``, ``replaced``, ``expired``): counted like every other outcome."""
-        self.stats.messages[message_type(msg_type), outcome] += count
+    def outcome(self, arn: str, msg_type: str, outcome: str, sender: str, recipient: str, now: float) -> None:
+        """The bus reports what became of a posted message that was not delivered at once
+        (``buffered``, ``replaced``, ``expired``): counted like every other outcome, and noted
+        when the channel is traced."""
+        self.stats.messages[message_type(msg_type), outcome] += 1
+        if self.traced and arn in self.traced:
+            self._note(arn, outcome, msg_type, sender, recipient, now)
 
     # --- channel events ------------------------------------------------------------------------
     def update_ttl(self, arn: str, ttl: float) -> list[Action]:

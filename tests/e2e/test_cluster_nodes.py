@@ -30,6 +30,7 @@ from tests.integration.pg import postgres_proxy, postgres_schemas, postgres_url 
 from tests.integration.redis_support import redis_prefixes, redis_proxy, redis_url, via  # noqa: F401 - fixtures
 from tests.support.server import Server
 from tests.support.signaling import Peer, connect, handshake_status, presign
+from tests.support.tracecli import TraceReader, cli
 from tests.support.wait import eventually, eventually_async
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
@@ -343,6 +344,69 @@ def test_a_node_cut_off_from_redis_answers_503_and_recovers(make_cluster, redis_
         await viewer.close()
 
     asyncio.run(exchange())
+
+
+# --- operations: the live trace and the admin listing across nodes ------------------------------
+
+async def test_a_trace_on_one_node_follows_the_channel_on_every_node(make_cluster, name):
+    """``signalite trace`` connected to node-0 sees what happens on node-1: a viewer there
+    connecting, its offer buffered (its master not connected yet) and sent, then delivered on
+    node-0, the answer the other way, the disconnect, and a message kept in Redis expiring; each
+    event names its node. ``admin clients`` and ``admin channels`` on either node list both
+    nodes' connections."""
+    c = make_cluster(count=2)
+    arn = c.channel(name)
+    trace = TraceReader.start(c[0], arn)
+    try:
+        await trace.until("following")  # sent once node-1 knows the channel is followed
+        viewer = await connect(c[1], arn, "v-b")
+        joined = await trace.until("connect", sender="v-b")
+        assert (joined["node"], joined["role"]) == ("node-1", "viewer")
+        await viewer.send("SDP_OFFER", payload("offer-from-b"))
+        sent = await trace.until("sent", messageType="SDP_OFFER")
+        buffered = await trace.until("buffered", messageType="SDP_OFFER")
+        assert (sent["node"], sent["sender"], sent["recipient"]) == ("node-1", "v-b", None)
+        assert (buffered["node"], buffered["sender"], buffered["recipient"]) == ("node-1", "v-b", None)
+        master = await connect(c[0], arn)
+        assert tag_of(await master.recv()) == "offer-from-b"
+        delivered = await trace.until("delivered", messageType="SDP_OFFER")
+        assert (delivered["node"], delivered["sender"]) == ("node-0", "v-b")
+        await master.send("SDP_ANSWER", payload("answer-to-b"), recipient="v-b")
+        assert tag_of(await viewer.recv()) == "answer-to-b"
+        answered = await trace.until("delivered", messageType="SDP_ANSWER")
+        assert (answered["node"], answered["recipient"]) == ("node-1", "v-b")
+
+        for node in c.nodes:
+            listed = cli(node, "admin", "clients", arn, "--json")
+            assert listed.returncode == 0, listed.stderr
+            rows = sorted((r["Role"], r.get("ClientId"), r["Node"]) for r in json.loads(listed.stdout))
+            assert rows == [("master", None, "node-0"), ("viewer", "v-b", "node-1")]
+            here = [r for r in json.loads(listed.stdout) if r["Node"] == node.args[node.args.index("--node-id") + 1]]
+            assert here and all(r["RemoteAddress"] for r in here)  # this node's own have the details
+            channels = cli(node, "admin", "channels", "--json")
+            assert channels.returncode == 0, channels.stderr
+            mine = sorted((r["Node"], r["Master"], r["Viewers"]) for r in json.loads(channels.stdout)
+                          if r["ChannelARN"] == arn)
+            assert mine == [("node-0", True, 0), ("node-1", False, 1)]
+        table = cli(c[0], "admin", "clients", arn)
+        assert "node-1" in table.stdout and "v-b" in table.stdout, table.stderr
+
+        await viewer.close()
+        left = await trace.until("disconnect", sender="v-b")
+        assert left["node"] == "node-1"
+
+        # Kept in Redis for a viewer who never comes: the follower's node reports its expiry.
+        kv = c[0].boto()
+        version = kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]["Version"]
+        kv.update_signaling_channel(ChannelARN=arn, CurrentVersion=version,
+                                    SingleMasterConfiguration={"MessageTtlSeconds": 5})
+        await master.send("ICE_CANDIDATE", payload("for-nobody"), recipient="never")
+        await trace.until("buffered", recipient="never")
+        expired = await trace.until("expired", recipient="never")
+        assert (expired["messageType"], expired["sender"]) == ("ICE_CANDIDATE", None)
+        await master.close()
+    finally:
+        trace.stop()
 
 
 def _get(url: str) -> int:

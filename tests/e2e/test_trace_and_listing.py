@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-import os
-import subprocess
-import sys
 
 from signalite.tracing import Timeline, decode_payload, describe, enrich, parse_candidate
-from tests.support.server import ACCESS_KEY, SECRET_KEY, Server
 from tests.support.signaling import b64, connect
+from tests.support.tracecli import TraceReader, cli
 
 SDP = "\r\n".join([
     "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
@@ -20,14 +18,6 @@ SDP = "\r\n".join([
     "",
 ])
 CANDIDATE = "candidate:842163049 1 udp 1677729535 203.0.113.7 61000 typ srflx raddr 10.0.0.2 rport 61000 generation 0"
-
-
-def cli(server: Server, *args: str, **kw) -> subprocess.Popen[str] | subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SIGNALITE_ACCESS_KEY_ID": ACCESS_KEY, "SIGNALITE_SECRET_ACCESS_KEY": SECRET_KEY}
-    argv = [sys.executable, "-m", "signalite", *args, "--data-dir", str(server.data_dir)]
-    if kw.get("background"):
-        return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_decoding_of_candidates_sdp_and_steps():
@@ -52,8 +42,9 @@ def test_decoding_of_candidates_sdp_and_steps():
 async def test_trace_follows_a_real_exchange_with_sdp_and_ice_decoded(server, name):
     kv = server.boto()
     arn = kv.create_signaling_channel(ChannelName=name)["ChannelARN"]
-    # following, 2 connects, offer/answer/candidate each sent + delivered, a candidate sent (to nobody), 1 disconnect
-    expected = 1 + 2 + 6 + 1 + 1
+    # following, 2 connects, offer/answer/candidate each sent + delivered, a candidate sent (to nobody) and
+    # buffered, 1 disconnect
+    expected = 1 + 2 + 6 + 2 + 1
     trace = cli(server, "trace", name, "--json", "--count", str(expected), background=True)
     try:
         first = json.loads(await asyncio.to_thread(trace.stdout.readline))
@@ -78,7 +69,8 @@ async def test_trace_follows_a_real_exchange_with_sdp_and_ice_decoded(server, na
     assert summary[:2] == [("connect", None, None, None), ("connect", None, "v1", None)]
     assert ("sent", "SDP_OFFER", "v1", None) in summary and ("delivered", "SDP_OFFER", "v1", None) in summary
     assert ("delivered", "SDP_ANSWER", None, "v1") in summary
-    assert ("sent", "ICE_CANDIDATE", None, "offline") in summary  # kept by the bus for its TTL
+    assert ("sent", "ICE_CANDIDATE", None, "offline") in summary
+    assert ("buffered", "ICE_CANDIDATE", None, "offline") in summary  # kept by the bus for its TTL
     assert summary[-1] == ("disconnect", None, "v1", None)
     offer = next(e for e in events if e["event"] == "delivered" and e["messageType"] == "SDP_OFFER")
     assert offer["decoded"]["sdp"]["ufrag"] == "abcd" and offer["decoded"]["sdp"]["media"][1]["codecs"] == ["H264", "VP8"]
@@ -88,6 +80,53 @@ async def test_trace_follows_a_real_exchange_with_sdp_and_ice_decoded(server, na
     assert candidate["decoded"]["candidate"]["address"] == "203.0.113.7"
     assert all({"time", "event", "messageType", "sender", "recipient"} <= e.keys() for e in events[1:])
     await master.close()
+
+
+async def test_trace_shows_buffered_replaced_and_expired_messages(server, name):
+    """What the bus does with messages nobody takes yet, as the trace shows it: buffered (for an
+    offline viewer), replaced (a second SDP_OFFER from the same sender before the recipient
+    connects) and expired (after the channel's MessageTtlSeconds is lowered to 5 s, the model's
+    minimum: a TTL change applies to messages sent from then on)."""
+    kv = server.boto()
+    arn = kv.create_signaling_channel(ChannelName=name)["ChannelARN"]
+    trace = TraceReader.start(server, name)
+    try:
+        await trace.until("following")
+        master = await connect(server, arn)
+        await trace.until("connect")
+        await master.send("SDP_OFFER", b64({"type": "offer", "sdp": SDP}), recipient="late-viewer")
+        buffered = await trace.until("buffered", messageType="SDP_OFFER")
+        assert (buffered["sender"], buffered["recipient"]) == (None, "late-viewer")
+        assert {"time", "node"} <= buffered.keys() and isinstance(buffered["time"], float)
+        await master.send("SDP_OFFER", b64({"type": "offer", "sdp": SDP + "a=newer\r\n"}), recipient="late-viewer")
+        replaced = await trace.until("replaced", messageType="SDP_OFFER")
+        assert (replaced["sender"], replaced["recipient"]) == (None, "late-viewer")
+        viewer = await connect(server, arn, "late-viewer")
+        got = await viewer.recv()
+        assert "a=newer" in json.loads(base64.b64decode(got["messagePayload"]))["sdp"]  # the older one was replaced
+        delivered = await trace.until("delivered", messageType="SDP_OFFER")
+        assert delivered["recipient"] == "late-viewer"
+        summary = trace.summary()
+        assert summary.count(("buffered", "SDP_OFFER", None, "late-viewer")) == 2
+        assert summary.count(("replaced", "SDP_OFFER", None, "late-viewer")) == 1
+        assert summary.count(("delivered", "SDP_OFFER", None, "late-viewer")) == 1
+
+        info = kv.describe_signaling_channel(ChannelARN=arn)["ChannelInfo"]
+        kv.update_signaling_channel(ChannelARN=arn, CurrentVersion=info["Version"],
+                                    SingleMasterConfiguration={"MessageTtlSeconds": 5})
+        await viewer.send("ICE_CANDIDATE", b64({"candidate": CANDIDATE}))
+        await master.recv()  # the master is still there: delivered, not kept
+        await master.send("ICE_CANDIDATE", b64({"candidate": CANDIDATE}), recipient="never-viewer")
+        await trace.until("buffered", messageType="ICE_CANDIDATE")
+        expired = await trace.until("expired", messageType="ICE_CANDIDATE")  # the sweep drops it once its TTL is past
+        assert (expired["sender"], expired["recipient"], expired["messageType"]) == (None, "never-viewer",
+                                                                                       "ICE_CANDIDATE")
+        assert expired["time"] >= delivered["time"]
+        assert [e for e in trace.events if e["event"] == "expired"] == [expired]  # the delivered one did not
+        await viewer.close()
+        await master.close()
+    finally:
+        trace.stop()
 
 
 def test_trace_refuses_an_unknown_channel_and_a_bad_key(server):

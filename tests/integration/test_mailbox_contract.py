@@ -55,6 +55,10 @@ class Node:
         self.taken: list[int] = []
         self.lost_tokens: list[int] = []
         self.outcomes: Counter[tuple[str, str]] = Counter()
+        self.reported: list[tuple[str, str, str, str, str]] = []
+        """(arn, type, outcome, sender, recipient) as the bus reported them (what the trace shows)."""
+        self.wanted: list[tuple[str, bool]] = []
+        self.events: list[tuple[str, dict]] = []
         self.log: list[tuple[int, Envelope]] = []
         """Every delivery on this node, stamped with a sequence shared by all nodes of a test."""
         bus.set_mail_handler(self)
@@ -75,8 +79,15 @@ class Node:
         self.lost_tokens.append(token)
         self.close(token)
 
-    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
-        self.outcomes[msg_type, outcome] += count
+    def outcome(self, arn: str, msg_type: str, outcome: str, sender: str, recipient: str) -> None:
+        self.outcomes[msg_type, outcome] += 1
+        self.reported.append((arn, msg_type, outcome, sender, recipient))
+
+    def trace_wanted(self, arn: str, followed: bool) -> None:
+        self.wanted.append((arn, followed))
+
+    def trace_event(self, arn: str, event: dict) -> None:
+        self.events.append((arn, event))
 
     # what a hub does
     async def connect(self, arn: str, key: str, limits: Limits = NO_LIMITS, virtual: bool = False) -> int:
@@ -174,6 +185,11 @@ async def test_a_newer_offer_from_the_same_sender_replaces_a_retained_one(nodes)
     a.bus.post(arn, msg("", "other", sender="w", kind="SDP_OFFER"))
     a.bus.post(arn, msg("", "new", sender="v", kind="SDP_OFFER"))
     await until(lambda: a.outcomes["SDP_OFFER", "replaced"] == 1, "one replacement")
+    # Reported with what the live trace shows: channel, type, sender and recipient keys.
+    assert (arn, "SDP_OFFER", "replaced", "v", "") in a.reported
+    assert [r for r in a.reported if r[2] == "buffered"] == [
+        (arn, "SDP_OFFER", "buffered", "v", ""), (arn, "ICE_CANDIDATE", "buffered", "v", ""),
+        (arn, "SDP_OFFER", "buffered", "w", ""), (arn, "SDP_OFFER", "buffered", "v", "")]
     t = await a.connect(arn, "")
     await until(lambda: len(a.labels(t)) == 3, "what is retained")
     assert a.labels(t) == ["ice", "other", "new"]
@@ -182,7 +198,7 @@ async def test_a_newer_offer_from_the_same_sender_replaces_a_retained_one(nodes)
 async def test_expired_messages_are_not_delivered(nodes):
     (a,) = await nodes(1)
     arn = channel()
-    a.bus.post(arn, msg("v", "short", ttl=0.3))
+    a.bus.post(arn, msg("v", "short", ttl=0.3, sender="w"))
     a.bus.post(arn, msg("v", "long"))
     await until(lambda: a.outcomes["ICE_CANDIDATE", "buffered"] == 2, "2 buffered")
     deadline = time.time() + 0.3
@@ -196,6 +212,7 @@ async def test_expired_messages_are_not_delivered(nodes):
     assert a.labels(t) == ["long"]
     a.bus.tick(time.time())
     assert a.outcomes["ICE_CANDIDATE", "expired"] == 1
+    assert (arn, "ICE_CANDIDATE", "expired", "w", "v") in a.reported
 
 
 async def test_after_unregister_messages_are_retained_for_the_next_connection(nodes):
@@ -378,6 +395,56 @@ async def test_a_registration_that_timed_out_is_undone_and_ping_reports(redis_ur
         assert t
     finally:
         await bus.close()
+
+
+async def test_a_follow_on_one_node_makes_the_others_send_their_trace_events(nodes):
+    """The live trace across nodes (``Bus.follow``): once ``follow`` returns, every other node
+    knows (no wait for a renewal), sends its events there, and stops when it is withdrawn."""
+    a, b, c = await nodes(3)
+    arn, other = channel(), channel()
+    await a.bus.follow(arn)
+    assert (arn, True) in b.wanted and (arn, True) in c.wanted  # before follow returned
+    assert a.wanted == []  # a node does not send its own events to itself
+    b.bus.trace(arn, {"event": "connect", "channel": arn, "node": "node-1"})
+    c.bus.trace(other, {"event": "connect", "channel": other, "node": "node-2"})  # nobody follows it
+    b.bus.trace(arn, {"event": "disconnect", "channel": arn, "node": "node-1"})
+    await until(lambda: len(a.events) == 2, "b's two events")
+    assert [e["event"] for _, e in a.events] == ["connect", "disconnect"]
+    assert b.events == [] and c.events == []
+    a.bus.unfollow(arn)
+    await until(lambda: (arn, False) in b.wanted and (arn, False) in c.wanted, "the withdrawal")
+
+
+async def test_a_followed_channel_reports_retained_messages_that_expire_unclaimed(nodes):
+    """Without a follower, a list nobody comes for lapses with its Redis key, unreported; a
+    followed channel's expired messages are dropped and reported (the trace shows them)."""
+    a, b = await nodes(2)
+    arn = channel()
+    await a.bus.follow(arn)
+    held = await b.connect(arn, "here")
+    b.bus.post(arn, msg("nobody", "short", sender="v9", ttl=0.3))
+    b.bus.post(arn, msg("here", "live", ttl=0.3))
+    await until(lambda: b.outcomes["ICE_CANDIDATE", "buffered"] == 1, "buffered")
+    await until(lambda: b.labels(held) == ["live"], "the live one delivered")
+    await until(lambda: (arn, "ICE_CANDIDATE", "expired", "v9", "nobody") in a.reported,
+                "the expiry, reported on the follower's node")
+    assert await a.bus.retained(arn, "nobody") == []
+    assert not [r for r in a.reported + b.reported if r[4] == "here"]  # a held key's list is its node's
+
+
+async def test_holdings_list_every_nodes_connections(nodes):
+    a, b = await nodes(2)
+    arn = channel()
+    await a.connect(arn, "")
+    await b.connect(arn, "v1")
+    await b.connect(arn, "v2", virtual=True)
+    seen = await a.bus.holdings(arn)
+    assert seen is not None
+    assert sorted((h.key, h.node, h.virtual) for h in seen) == [("", "node-0", False), ("v1", "node-1", False),
+                                                               ("v2", "node-1", True)]
+    everything = await b.bus.holdings()
+    assert everything is not None
+    assert {(h.arn, h.key) for h in everything} >= {(arn, ""), (arn, "v1"), (arn, "v2")}
 
 
 # --- interleavings: a seeded random schedule ------------------------------------------------------

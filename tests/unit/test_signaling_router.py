@@ -100,8 +100,14 @@ class World:
     def lost(self, token: int) -> None:  # pragma: no cover - an embedded registration is never lost
         self.run(self.router.lost(self.conns[token], self.now))
 
-    def outcome(self, msg_type: str, outcome: str, count: int) -> None:
-        self.router.outcome(msg_type, outcome, count)
+    def outcome(self, arn: str, msg_type: str, outcome: str, sender: str, recipient: str) -> None:
+        self.router.outcome(arn, msg_type, outcome, sender, recipient, self.now)
+
+    def trace_wanted(self, arn: str, followed: bool) -> None:  # pragma: no cover - one node
+        return None
+
+    def trace_event(self, arn: str, event: dict) -> None:  # pragma: no cover - one node
+        return None
 
     def run(self, actions: list[Action]) -> None:
         for a in actions:
@@ -666,9 +672,11 @@ def test_a_traced_channel_notes_every_outcome_and_an_untraced_one_nothing():
     w.send(m, "BAD", "eA==", recipient="v", cid="c1")
     notes = w.router.take_notes()
     got = [(n.event, n.message_type, n.sender, n.recipient, n.payload) for n in notes]
-    assert got == [  # what the bus keeps for "gone" (buffered, replaced, expired) is the bus's to tell
+    assert got == [  # what the bus did with the answers for "gone" is reported back and noted too
         ("sent", "SDP_OFFER", "v", None, "b2Zm"), ("delivered", "SDP_OFFER", "v", None, "b2Zm"),
-        ("sent", "SDP_ANSWER", None, "gone", "YQ=="), ("sent", "SDP_ANSWER", None, "gone", "Yg=="),
+        ("sent", "SDP_ANSWER", None, "gone", "YQ=="), ("buffered", "SDP_ANSWER", None, "gone", None),
+        ("sent", "SDP_ANSWER", None, "gone", "Yg=="), ("replaced", "SDP_ANSWER", None, "gone", None),
+        ("buffered", "SDP_ANSWER", None, "gone", None),
         ("rejected", "other", None, None, None),
     ]
     assert "InvalidArgumentException" in notes[-1].detail

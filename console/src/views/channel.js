@@ -129,7 +129,8 @@ function peersCard(credentials, arn) {
         h('div', { class: 'peer-body' },
           h('div', { class: 'mono id' }, c.ClientId || '(the master)', c.Virtual ? h('span', { class: 'muted' }, ' · virtual') : null),
           h('div', { class: 'muted' }, [c.RemoteAddress, `node ${c.Node}`].filter(Boolean).join(' · ')),
-          h('div', { class: 'muted', title: 'messages from this client to the server · from the server to this client' },
+          // Another node's connection: presence knows only its role, client id and node.
+          c.ConnectedSince == null ? null : h('div', { class: 'muted', title: 'messages from this client to the server · from the server to this client' },
             `connected ${ago(c.ConnectedSince)} · ${c.MessagesIn} in · ${c.MessagesOut} out`)),
         disconnect(c))) : h('li', { class: 'muted' }, 'Nobody is connected.'));
     } catch (exc) {

@@ -23,7 +23,7 @@ export async function liveCounts(credentials) {
       const sum = (counts[c.ChannelARN] = counts[c.ChannelARN] || { master: false, viewers: 0, retained: 0 });
       sum.master = sum.master || c.Master;
       sum.viewers += c.Viewers;
-      sum.retained += c.Retained;
+      sum.retained += c.Retained || 0; // not reported per channel (the bus keeps them cluster-wide)
     }
     return counts;
   } catch (exc) {
