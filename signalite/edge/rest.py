@@ -222,7 +222,7 @@ class RestEdge:
                 await self._authorize(request, svc, op, principal, params, ctx)
             result = await handler(ctx, params)
             if svc.signing_name == "iam" and not op.name.startswith(("Get", "List")):
-                ctx.resource(AUTHORIZER).forget()  # this node sees its own IAM changes at once
+                ctx.resource(AUTHORIZER).changed()  # at once on this node, and on the others over the bus
             return answers.success(request, svc.serialize(op, result, request_id), request_id,
                                    content_type=svc.content_type)
         except ServiceError as exc:

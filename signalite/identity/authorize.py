@@ -5,9 +5,18 @@ Roots are allowed everything (AWS's own limits on roots are the operations' busi
 AssumeRole). Everyone else is evaluated as AWS does (:func:`~signalite.identity.policy.decide`):
 the identity-based policies of the IAM identity behind the credentials (a user's, or a role's for
 a role session, or those of the user that called GetFederationToken), intersected with the
-session policies of temporary credentials. Compiled policies are cached per identity for
-:data:`CACHE_SECONDS` and dropped at once on this node by any IAM change; other nodes of a cluster
-see a change within that bound.
+session policies of temporary credentials.
+
+Compiled policies are cached per identity, so that a request does not read and parse its
+principal's policies every time. The cache is kept right the way the key cache of
+:mod:`.keys` and the record cache of :mod:`signalite.store.cache` are: any IAM change (a policy
+put or deleted, attached or detached, a new default version, a key's status, a user or role
+deleted) empties it on the node that made the change before the operation answers, and on every
+other node as soon as the bus delivers one control message on :data:`TOPIC`. A read that raced
+with an invalidation does not store what it read (a generation counter); while this node's bus
+feed is down nothing is cached, and when it comes back (a new feed epoch) the cache starts over.
+The expiry (``--identity-cache-seconds``, default :data:`CACHE_SECONDS`) only bounds a message
+that was lost anyway.
 """
 
 from __future__ import annotations
@@ -20,12 +29,17 @@ from aiohttp import web
 
 from ..aws.errors import ServiceError
 from ..aws.principal import FEDERATED_USER, FEDERATION_TOKEN, SESSION_TOKEN, USER, Principal
+from ..bus.base import CTL, Bus, Control, Message
 from ..clock import Clock
 from ..store import Store
 from .policy import Decision, Policy, RequestContext, decide, parse_policy
 
-CACHE_SECONDS = 2.0
-"""How long a node keeps an identity's compiled policies (an IAM change on this node clears them)."""
+CACHE_SECONDS = 5.0
+"""Longest a node keeps an identity's compiled policies without hearing of a change (the backstop
+of the bus's invalidations; ``Settings.identity_cache_seconds``)."""
+TOPIC = "signalite/identity/policies"
+"""The bus topic on which nodes tell each other that IAM changed (their cached policies are stale)."""
+CHANGED = "changed"
 ALLOW_ALL = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
 """What a root's identity policies amount to (a federated user minted by a root gets this,
 narrowed by its session policy)."""
@@ -40,29 +54,76 @@ class Grants:
 
 
 class Authorizer:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, cache_seconds: float = CACHE_SECONDS) -> None:
         self.store = store
         self.clock = clock
+        self.cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str | None, tuple[str, ...]], tuple[float, Grants]] = {}
+        self._generation = 0
+        self._bus: Bus | None = None
+        self._epoch: int | None = 0
+
+    # --- the bus: hearing and telling of changes ----------------------------------------------
+    def attach(self, bus: Bus | None) -> None:
+        """Hear of IAM changes made on other nodes (and tell them of this node's) over ``bus``."""
+        self._bus = bus
+        if bus is not None:
+            self._epoch = None
+            bus.subscribe(TOPIC, self._on_bus)
+
+    def detach(self) -> None:
+        if self._bus is not None:
+            self._bus.unsubscribe(TOPIC)
+        self._bus = None
+
+    def _on_bus(self, topic: str, message: Message) -> None:
+        if isinstance(message, Control) and message.verb == CHANGED:
+            self.forget()
+
+    def changed(self) -> None:
+        """An IAM change on this node: forget every cached policy set here at once, and on every
+        node of the cluster when the bus delivers the news."""
+        self.forget()
+        if self._bus is not None:
+            self._bus.publish(TOPIC, Control(CTL, CHANGED, ""))
 
     def forget(self) -> None:
-        """An IAM change on this node: every cached policy set is re-read on next use."""
+        """Every cached policy set is re-read on next use."""
+        self._generation += 1
         self._cache.clear()
 
+    def _usable(self) -> bool:
+        """Whether the cache may be used now: not while the bus feed may be missing
+        invalidations, and emptied when it comes back after it may have missed some."""
+        if self._bus is None:
+            return True
+        epoch = self._bus.feed_epoch(TOPIC)
+        if epoch is None:
+            return False
+        if epoch != self._epoch:
+            self.forget()
+            self._epoch = epoch
+        return True
+
+    # --- grants ------------------------------------------------------------------------------
     async def grants(self, principal: Principal) -> Grants:
         who = principal.who
         key = (who.identity_arn, who.session_policy, who.session_policy_arns)
         now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        usable = self._usable()
+        if usable:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        generation = self._generation
         identity = await self._identity_policies(principal)
         session = await self._session_policies(principal)
         texts = [p.document for p in (*identity, *(session or ()))]
         grants = Grants(identity, session, any("resourcetag" in t.lower() for t in texts))
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (now + CACHE_SECONDS, grants)
+        if usable and generation == self._generation and self._usable():  # no change heard meanwhile
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now + self.cache_seconds, grants)
         return grants
 
     async def _identity_policies(self, principal: Principal) -> tuple[Policy, ...]:
