@@ -33,7 +33,6 @@ of ``--runs`` runs is reported (goal: ≥ 0.9×). A client near 100 % CPU makes 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys

@@ -202,7 +202,7 @@ class RestEdge:
         try:
             await authorizer.check(principal, found.action, found.resource, code=code, source_ip=request.remote,
                                    secure=request.secure, resource_tags=found.tags,
-                                   request_tags=request_tags(params))
+                                   request_tags=request_tags(params), grants=grants)
         except ServiceError as exc:
             raise ServiceError(exc.code, exc.message, status) from None
 

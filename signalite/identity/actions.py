@@ -9,6 +9,7 @@ and ``kinesisvideo:ConnectAsViewer`` on the channel ARN (see the hub).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -29,8 +30,10 @@ class Target:
     """The resource's tags, when it was read (for aws:ResourceTag conditions)."""
 
 
+@functools.lru_cache(maxsize=1024)
 def denial_code(service: str, op: OperationModel) -> tuple[str, int | None]:
-    """The modeled authorization error of ``op`` and, for the query protocol, its status."""
+    """The modeled authorization error of ``op`` and, for the query protocol, its status
+    (worked out once per operation: the models never change while the server runs)."""
     if service in ("iam", "sts"):
         return "AccessDenied", 403
     codes = {shape.name for shape in op.error_shapes}

@@ -22,7 +22,7 @@ that was lost anyway.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from aiohttp import web
@@ -45,12 +45,28 @@ ALLOW_ALL = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*"
 narrowed by its session policy)."""
 
 
+DECISIONS_PER_GRANTS = 1024
+"""Decisions remembered per cached policy set (beyond it they start over)."""
+_TIME_KEYS = ("currenttime", "epochtime")
+"""Condition keys (or policy variables) whose value changes with the clock alone."""
+
+_DecisionKey = tuple[Any, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Grants:
     identity: tuple[Policy, ...]
     session: tuple[Policy, ...] | None
     uses_resource_tags: bool
     """Whether any of the policies reads aws:ResourceTag (only then are the resource's tags read)."""
+    uses_time: bool = False
+    """Whether any of the policies reads aws:CurrentTime or aws:EpochTime: then no decision is
+    remembered, because the same request may be decided otherwise a second later."""
+    decisions: dict[_DecisionKey, Decision] = field(default_factory=dict, compare=False)
+    """Decisions already taken under these policies, by everything a decision depends on (the
+    evaluation is a pure function of the request context and the policies): a principal that
+    repeats a request — a viewer reconnecting, a backend polling an endpoint — is decided by one
+    dict lookup. Lives and dies with this cache entry, so every invalidation drops it too."""
 
 
 class Authorizer:
@@ -118,8 +134,9 @@ class Authorizer:
         generation = self._generation
         identity = await self._identity_policies(principal)
         session = await self._session_policies(principal)
-        texts = [p.document for p in (*identity, *(session or ()))]
-        grants = Grants(identity, session, any("resourcetag" in t.lower() for t in texts))
+        texts = [p.document.lower() for p in (*identity, *(session or ()))]
+        grants = Grants(identity, session, any("resourcetag" in t for t in texts),
+                        any(k in t for t in texts for k in _TIME_KEYS))
         if usable and generation == self._generation and self._usable():  # no change heard meanwhile
             if len(self._cache) > 10_000:
                 self._cache.clear()
@@ -168,23 +185,38 @@ class Authorizer:
     async def decide(self, principal: Principal, action: str, resource: str, *,
                      source_ip: str | None, secure: bool,
                      resource_tags: Mapping[str, str] | None = None,
-                     request_tags: Mapping[str, str] | None = None) -> Decision | None:
-        """None for a root (allowed everything), else the policy decision."""
+                     request_tags: Mapping[str, str] | None = None,
+                     grants: Grants | None = None) -> Decision | None:
+        """None for a root (allowed everything), else the policy decision (``grants``: the
+        principal's, when the caller already has them)."""
         if principal.is_root:
             return None
         who = principal.who
-        grants = await self.grants(principal)
+        if grants is None:
+            grants = await self.grants(principal)
         tags = dict(request_tags or {})
+        key: _DecisionKey | None = None
+        if not grants.uses_time:
+            key = (action, resource, who.arn, principal.username, who.user_id, source_ip, secure,
+                   tuple(resource_tags.items()) if resource_tags else (), tuple(tags.items()))
+            known = grants.decisions.get(key)
+            if known is not None:
+                return known
         context = RequestContext(
             action=action, resource=resource, principal_arn=who.arn, account=who.account_id,
             username=principal.username, userid=who.user_id, source_ip=source_ip, secure_transport=secure,
             current_time=self.clock.now(), resource_tags=dict(resource_tags or {}), request_tags=tags,
             tag_keys=tuple(tags))
-        return decide(context, grants.identity, grants.session)
+        decision = decide(context, grants.identity, grants.session)
+        if key is not None:
+            if len(grants.decisions) >= DECISIONS_PER_GRANTS:
+                grants.decisions.clear()
+            grants.decisions[key] = decision
+        return decision
 
     async def check(self, principal: Principal, action: str, resource: str, *, code: str,
                     source_ip: str | None, secure: bool, resource_tags: Mapping[str, str] | None = None,
-                    request_tags: Mapping[str, str] | None = None) -> None:
+                    request_tags: Mapping[str, str] | None = None, grants: Grants | None = None) -> None:
         """Raise ``code`` (the operation's modeled authorization error) unless allowed."""
         who = principal.who
         if action.startswith("iam:") and who.source in (SESSION_TOKEN, FEDERATION_TOKEN):
@@ -196,7 +228,7 @@ class Authorizer:
         if principal.is_root:
             return
         decision = await self.decide(principal, action, resource, source_ip=source_ip, secure=secure,
-                                     resource_tags=resource_tags, request_tags=request_tags)
+                                     resource_tags=resource_tags, request_tags=request_tags, grants=grants)
         if decision is not None and not decision.allowed:
             raise ServiceError(code, decision.message(who.arn, action, resource))
 
