@@ -122,15 +122,26 @@ class Authorizer:
         return True
 
     # --- grants ------------------------------------------------------------------------------
+    def cached(self, principal: Principal) -> Grants | None:
+        """The principal's policies if this node holds them (and may trust them) now: the
+        request path's fast case, without a coroutine."""
+        if not self._usable():
+            return None
+        who = principal.who
+        hit = self._cache.get((who.identity_arn, who.session_policy, who.session_policy_arns))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
     async def grants(self, principal: Principal) -> Grants:
+        """The principal's policies, compiled: from the cache, else read and cached."""
+        hit = self.cached(principal)
+        if hit is not None:
+            return hit
         who = principal.who
         key = (who.identity_arn, who.session_policy, who.session_policy_arns)
         now = time.monotonic()
         usable = self._usable()
-        if usable:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1]
         generation = self._generation
         identity = await self._identity_policies(principal)
         session = await self._session_policies(principal)
@@ -185,15 +196,18 @@ class Authorizer:
     async def decide(self, principal: Principal, action: str, resource: str, *,
                      source_ip: str | None, secure: bool,
                      resource_tags: Mapping[str, str] | None = None,
-                     request_tags: Mapping[str, str] | None = None,
-                     grants: Grants | None = None) -> Decision | None:
-        """None for a root (allowed everything), else the policy decision (``grants``: the
-        principal's, when the caller already has them)."""
+                     request_tags: Mapping[str, str] | None = None) -> Decision | None:
+        """None for a root (allowed everything), else the policy decision."""
         if principal.is_root:
             return None
+        return self.evaluate(principal, await self.grants(principal), action, resource, source_ip=source_ip,
+                             secure=secure, resource_tags=resource_tags, request_tags=request_tags)
+
+    def evaluate(self, principal: Principal, grants: Grants, action: str, resource: str, *,
+                 source_ip: str | None, secure: bool, resource_tags: Mapping[str, str] | None = None,
+                 request_tags: Mapping[str, str] | None = None) -> Decision:
+        """The decision under ``grants`` (the principal's): remembered, or evaluated and remembered."""
         who = principal.who
-        if grants is None:
-            grants = await self.grants(principal)
         tags = dict(request_tags or {})
         key: _DecisionKey | None = None
         if not grants.uses_time:
@@ -216,8 +230,18 @@ class Authorizer:
 
     async def check(self, principal: Principal, action: str, resource: str, *, code: str,
                     source_ip: str | None, secure: bool, resource_tags: Mapping[str, str] | None = None,
-                    request_tags: Mapping[str, str] | None = None, grants: Grants | None = None) -> None:
+                    request_tags: Mapping[str, str] | None = None) -> None:
         """Raise ``code`` (the operation's modeled authorization error) unless allowed."""
+        grants = None
+        if not principal.is_root:
+            grants = self.cached(principal) or await self.grants(principal)
+        self.enforce(principal, grants, action, resource, code=code, source_ip=source_ip, secure=secure,
+                     resource_tags=resource_tags, request_tags=request_tags)
+
+    def enforce(self, principal: Principal, grants: Grants | None, action: str, resource: str, *, code: str,
+                source_ip: str | None, secure: bool, resource_tags: Mapping[str, str] | None = None,
+                request_tags: Mapping[str, str] | None = None) -> None:
+        """:meth:`check` with the principal's ``grants`` in hand (None only for a root)."""
         who = principal.who
         if action.startswith("iam:") and who.source in (SESSION_TOKEN, FEDERATION_TOKEN):
             # AWS: credentials from GetSessionToken (without MFA) and GetFederationToken cannot
@@ -227,9 +251,10 @@ class Authorizer:
                                      f"{'GetFederationToken' if who.source == FEDERATION_TOKEN else 'GetSessionToken'}")
         if principal.is_root:
             return
-        decision = await self.decide(principal, action, resource, source_ip=source_ip, secure=secure,
-                                     resource_tags=resource_tags, request_tags=request_tags, grants=grants)
-        if decision is not None and not decision.allowed:
+        assert grants is not None, "a principal other than a root is enforced with its grants"
+        decision = self.evaluate(principal, grants, action, resource, source_ip=source_ip, secure=secure,
+                                 resource_tags=resource_tags, request_tags=request_tags)
+        if not decision.allowed:
             raise ServiceError(code, decision.message(who.arn, action, resource))
 
 
