@@ -12,12 +12,13 @@ handshake alike). Four kinds of key answer:
   long-term key, the service's "invalid token" error (``UnrecognizedClientException`` on the
   JSON services, ``InvalidClientTokenId`` on IAM and STS, as AWS answers).
 
-Long-term keys from the store are cached per node for at most :data:`CACHE_SECONDS`. The cache is
+Long-term keys from the store are cached per node for at most ``--identity-cache-seconds``
+(default :data:`CACHE_SECONDS`). The cache is
 safe on the node that changes a key: an update or delete drops the key from it before the
 operation answers, and a lookup that raced with the change does not put the old record back (an
 invalidation counter). Other nodes hear of the change over the bus (one control message on
 :data:`TOPIC`) and drop it as soon as it arrives; if that message were lost (the cluster bus
-drops only after a long outage), the entry would still expire within :data:`CACHE_SECONDS`.
+drops only after a long outage), the entry would still expire within that bound.
 """
 
 from __future__ import annotations
