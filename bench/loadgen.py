@@ -189,12 +189,14 @@ CLOSE_FRAME = b"\x88\x82\0\0\0\0\x03\xe8"  # close, code 1000, zero mask
 
 
 def presigner(creds: dict[str, str]) -> Callable[[str, str, str | None], str]:
-    """Returns ``sign(base_url, arn, client_id) -> path?query`` using botocore's SigV4QueryAuth."""
+    """Returns ``sign(base_url, arn, client_id) -> path?query`` using botocore's SigV4QueryAuth
+    (with ``creds["token"]``, temporary credentials: the session token goes into the query as
+    ``X-Amz-Security-Token``, as the KVS SDKs send it)."""
     from botocore.auth import SigV4QueryAuth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    credentials = Credentials(creds["access_key"], creds["secret_key"])
+    credentials = Credentials(creds["access_key"], creds["secret_key"], creds.get("token"))
     signers: dict[str, SigV4QueryAuth] = {}
 
     def sign(base: str, arn: str, client_id: str | None) -> str:
@@ -655,7 +657,44 @@ async def connects(t: Target, spec: dict[str, Any]) -> dict[str, Any]:
             "handshake": percentiles(times), **m}
 
 
-SCENARIOS = {"throughput": throughput, "latency": latency, "fanout": fanout, "idle": idle, "connects": connects}
+# --- scenario: connect-and-close churn -------------------------------------------------------------
+
+async def churn(t: Target, spec: dict[str, Any]) -> dict[str, Any]:
+    """``concurrency`` workers each open a presigned connection, close it, and open the next, for
+    ``warmup`` + ``seconds``; what completed in the last ``seconds`` is counted. Each worker cycles
+    through its own few ClientIds (signed up front, not timed), so a ClientId comes back only long
+    after its previous socket closed (no takeovers). Any refused handshake fails the run."""
+    conc, seconds, warmup = spec["concurrency"], spec["seconds"], spec.get("warmup", 0.2)
+    arns: list[str] = spec["channels"]
+    tag = spec.get("tag", "k")
+    urls = [[t.url(arns[(w + i) % len(arns)], f"{tag}w{w}i{i}") for i in range(8)] for w in range(conc)]
+    state = {"counting": False, "stop": False, "done": 0}
+
+    async def worker(mine: list[str]) -> None:
+        i = 0
+        while not state["stop"]:
+            ws = await connect(WS, t.host, t.port, mine[i % len(mine)], t.ssl)
+            ws.close()
+            i += 1
+            if state["counting"]:
+                state["done"] += 1
+
+    tasks = [asyncio.create_task(worker(mine)) for mine in urls]
+    await asyncio.sleep(warmup)
+    meter = Meter(t.pid)
+    state["counting"] = True
+    await asyncio.sleep(seconds)
+    state["counting"] = False
+    m = meter.stop()
+    state["stop"] = True
+    await asyncio.gather(*tasks)
+    n, server_cpu = state["done"], m["server_cpu_s"]
+    return {"connects": n, "concurrency": conc, "connects_per_s": n / m["wall_s"],
+            "server_us_per_connect": (server_cpu / n * 1e6) if server_cpu and n else None, **m}
+
+
+SCENARIOS = {"throughput": throughput, "latency": latency, "fanout": fanout, "idle": idle, "connects": connects,
+             "churn": churn}
 
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials
 
 HOST = "127.0.0.1"
 ACCESS_KEY = "AKIDSIGNALITEBENCH01"
@@ -144,14 +148,15 @@ def stop(proc: subprocess.Popen) -> None:
 
 # --- the client ---------------------------------------------------------------------------------------
 
-def presign(url: str, body: bytes) -> dict[str, str]:
-    """botocore's SigV4 headers for this request, signed now (valid for 5 minutes)."""
+def presign(url: str, body: bytes, credentials: "Credentials | None" = None) -> dict[str, str]:
+    """botocore's SigV4 headers for this request, signed now (valid for 5 minutes), with the
+    bench's root key or ``credentials`` (temporary ones add ``X-Amz-Security-Token``)."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     req = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION).add_auth(req)
+    SigV4Auth(credentials or Credentials(ACCESS_KEY, SECRET_KEY), "kinesisvideo", REGION).add_auth(req)
     return dict(req.headers.items())
 
 

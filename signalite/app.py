@@ -88,8 +88,9 @@ def build_app(settings: Settings, root: RootCredentials, clock: Clock | None = N
     app[metrics.EDGE_STATS] = edge_stats
 
     wire = Wire(extra=(operator.service_model(),))
-    access_keys = AccessKeys(root, ServerKey.from_settings(settings.server_key, root.secret_access_key), clock)
-    app[AUTHORIZER] = Authorizer(store, clock)
+    access_keys = AccessKeys(root, ServerKey.from_settings(settings.server_key, root.secret_access_key), clock,
+                             cache_seconds=settings.identity_cache_seconds)
+    app[AUTHORIZER] = Authorizer(store, clock, cache_seconds=settings.identity_cache_seconds)
     auth = Authenticator(SigV4Verifier(skew_seconds=settings.clock_skew_seconds, clock=clock), access_keys)
     install(app, Guard(settings, wire))  # timeouts and per-address limits (edge/guard.py)
     operations = operation_table(*controlplane.MODULES, *dataplane.MODULES, operator)

@@ -304,6 +304,10 @@ class Settings:
         None, "key that seals stored IAM secrets and session tokens (16+ characters, the same on every node "
         "of a cluster; see docs/security.md)", env_only=True, secret=True, parse=_server_key,
         shown="derived from the root secret")
+    identity_cache_seconds: float = option(
+        5.0, "longest a node trusts an access key or an identity's compiled policies it has cached without "
+        "reading the store again (a change on any node reaches every node over the bus at once; this only "
+        "bounds one whose bus message was lost; 0 = no cache)", parse=_seconds, metavar="SECONDS")
     default_region: str = "us-west-2"
     turn_uris: tuple[str, ...] = option(
         (), "TURN URI(s) of your own coturn, comma separated (turn:host:port?transport=udp)", flag="turn-uri",

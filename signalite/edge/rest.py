@@ -194,15 +194,18 @@ class RestEdge:
         if action in actions.ALWAYS_ALLOWED or action == "sts:AssumeRole":  # AssumeRole: trust.py decides
             return
         authorizer = ctx.resource(AUTHORIZER)
-        grants = await authorizer.grants(principal)
-        found = await actions.target(service, op, params, ctx.account, ctx.region, ctx.store, ctx.clock.now(),
-                                     with_tags=grants.uses_resource_tags,
-                                     caller_user_arn=principal.arn if principal.username is not None else None)
+        # The common case (policies cached, the resource named by ARN) runs without a coroutine.
+        grants = authorizer.cached(principal) or await authorizer.grants(principal)
+        caller_user_arn = principal.arn if principal.username is not None else None
+        now = ctx.clock.now()
+        found = actions.target_now(service, op, params, ctx.account, ctx.region, now,
+                                   with_tags=grants.uses_resource_tags, caller_user_arn=caller_user_arn) or \
+            await actions.target(service, op, params, ctx.account, ctx.region, ctx.store, now,
+                                 with_tags=grants.uses_resource_tags, caller_user_arn=caller_user_arn)
         code, status = actions.denial_code(service, op)
         try:
-            await authorizer.check(principal, found.action, found.resource, code=code, source_ip=request.remote,
-                                   secure=request.secure, resource_tags=found.tags,
-                                   request_tags=request_tags(params))
+            authorizer.enforce(principal, grants, found.action, found.resource, code=code, source_ip=request.remote,
+                               secure=request.secure, resource_tags=found.tags, request_tags=request_tags(params))
         except ServiceError as exc:
             raise ServiceError(exc.code, exc.message, status) from None
 
@@ -222,7 +225,7 @@ class RestEdge:
                 await self._authorize(request, svc, op, principal, params, ctx)
             result = await handler(ctx, params)
             if svc.signing_name == "iam" and not op.name.startswith(("Get", "List")):
-                ctx.resource(AUTHORIZER).forget()  # this node sees its own IAM changes at once
+                ctx.resource(AUTHORIZER).changed()  # at once on this node, and on the others over the bus
             return answers.success(request, svc.serialize(op, result, request_id), request_id,
                                    content_type=svc.content_type)
         except ServiceError as exc:

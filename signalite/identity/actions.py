@@ -9,6 +9,7 @@ and ``kinesisvideo:ConnectAsViewer`` on the channel ARN (see the hub).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -29,8 +30,10 @@ class Target:
     """The resource's tags, when it was read (for aws:ResourceTag conditions)."""
 
 
+@functools.lru_cache(maxsize=1024)
 def denial_code(service: str, op: OperationModel) -> tuple[str, int | None]:
-    """The modeled authorization error of ``op`` and, for the query protocol, its status."""
+    """The modeled authorization error of ``op`` and, for the query protocol, its status
+    (worked out once per operation: the models never change while the server runs)."""
     if service in ("iam", "sts"):
         return "AccessDenied", 403
     codes = {shape.name for shape in op.error_shapes}
@@ -40,10 +43,10 @@ def denial_code(service: str, op: OperationModel) -> tuple[str, int | None]:
     return "AccessDeniedException", 403
 
 
-async def target(service: str, op: OperationModel, params: Mapping[str, Any], account: str, region: str,
-                 store: Store, now: float, *, with_tags: bool, caller_user_arn: str | None = None) -> Target:
-    """``caller_user_arn``: the caller's own user ARN when it is an IAM user (IAM operations on
-    a user that name none act on the caller)."""
+def target_now(service: str, op: OperationModel, params: Mapping[str, Any], account: str, region: str,
+               now: float, *, with_tags: bool, caller_user_arn: str | None = None) -> Target | None:
+    """:func:`target` when it needs no store read (the request names its resource by ARN and no
+    policy reads resource tags, or the action is not on a KVS resource); None otherwise."""
     action = f"{service}:{op.name}"
     if service == "iam":
         iam_resource = _iam_resource(op.name, params, account)
@@ -52,39 +55,56 @@ async def target(service: str, op: OperationModel, params: Mapping[str, Any], ac
         return Target(action, iam_resource)
     if service == "sts":
         return Target(action, _sts_resource(op.name, params, account))
-    resource, kind, name = _kvs_resource(op.name, params, account, region, now)
+    resource, by_name = _kvs_resource(op.name, params, account, region, now)
+    if by_name is not None or (with_tags and resource != "*" and op.name not in _CREATES):
+        return None
+    return Target(action, resource or "*")
+
+
+async def target(service: str, op: OperationModel, params: Mapping[str, Any], account: str, region: str,
+                 store: Store, now: float, *, with_tags: bool, caller_user_arn: str | None = None) -> Target:
+    """``caller_user_arn``: the caller's own user ARN when it is an IAM user (IAM operations on
+    a user that name none act on the caller)."""
+    quick = target_now(service, op, params, account, region, now, with_tags=with_tags, caller_user_arn=caller_user_arn)
+    if quick is not None:
+        return quick
+    action = f"{service}:{op.name}"
+    resource, by_name = _kvs_resource(op.name, params, account, region, now)
     tags = None
-    if kind is not None and name is not None and (resource is None or with_tags):
-        found = await store.get_by_name(account, region, kind, name) if resource is None else \
-            await store.get_by_arn(resource)
-        if found is not None:
-            resource, tags = found.arn, found.tags
-        elif resource is None:
-            resource = f"arn:aws:kinesisvideo:{region}:{account}:{kind}/{name}/*"
+    if by_name is not None:
+        kind, name = by_name
+        found = await store.get_by_name(account, region, kind, name)
+        resource = found.arn if found is not None else f"arn:aws:kinesisvideo:{region}:{account}:{kind}/{name}/*"
+    else:
+        found = await store.get_by_arn(resource) if resource is not None and arns.parse(resource) else None
+    if found is not None:
+        tags = found.tags
     return Target(action, resource or "*", tags)
 
 
 def _kvs_resource(operation: str, p: Mapping[str, Any], account: str, region: str,
-                  now: float) -> tuple[str | None, str | None, str | None]:
-    """``(arn, kind, name)``: the ARN if the request gives it (kind and name from it), else the
-    kind and name to look it up by; ``("*", None, None)`` for List operations."""
+                  now: float) -> tuple[str | None, tuple[str, str] | None]:
+    """``(arn, None)`` when the request gives the ARN (or makes it, or acts on ``*``: the List
+    operations), else ``(None, (kind, name))`` to look it up by."""
     if operation.startswith("List") and operation not in ("ListTagsForResource", "ListTagsForStream"):
-        return "*", None, None
+        return "*", None
     if operation == "CreateSignalingChannel":
-        return arns.make(region, account, "channel", str(p.get("ChannelName", "")), int(now * 1000)), None, None
+        return arns.make(region, account, "channel", str(p.get("ChannelName", "")), int(now * 1000)), None
     if operation == "CreateStream":
-        return arns.make(region, account, "stream", str(p.get("StreamName", "")), int(now * 1000)), None, None
+        return arns.make(region, account, "stream", str(p.get("StreamName", "")), int(now * 1000)), None
     for member in ("ChannelARN", "channelArn", "StreamARN", "ResourceARN"):
         value = p.get(member)
         if isinstance(value, str) and value:
-            parsed = arns.parse(value)
-            return value, parsed.kind if parsed else None, parsed.name if parsed else None
+            return value, None
     if isinstance(p.get("ChannelName"), str):
-        return None, "channel", p["ChannelName"]
+        return None, ("channel", p["ChannelName"])
     if isinstance(p.get("StreamName"), str):
-        return None, "stream", p["StreamName"]
-    return "*", None, None
+        return None, ("stream", p["StreamName"])
+    return "*", None
 
+
+_CREATES = frozenset({"CreateSignalingChannel", "CreateStream"})
+"""Operations whose resource does not exist yet (nothing to read tags from)."""
 
 _OWN_USER_OPERATIONS = frozenset({"GetUser", "CreateAccessKey", "ListAccessKeys", "UpdateAccessKey",
                                   "DeleteAccessKey"})

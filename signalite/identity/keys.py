@@ -12,12 +12,13 @@ handshake alike). Four kinds of key answer:
   long-term key, the service's "invalid token" error (``UnrecognizedClientException`` on the
   JSON services, ``InvalidClientTokenId`` on IAM and STS, as AWS answers).
 
-Long-term keys from the store are cached per node for at most :data:`CACHE_SECONDS`. The cache is
+Long-term keys from the store are cached per node for at most ``--identity-cache-seconds``
+(default :data:`CACHE_SECONDS`). The cache is
 safe on the node that changes a key: an update or delete drops the key from it before the
 operation answers, and a lookup that raced with the change does not put the old record back (an
 invalidation counter). Other nodes hear of the change over the bus (one control message on
 :data:`TOPIC`) and drop it as soon as it arrives; if that message were lost (the cluster bus
-drops only after a long outage), the entry would still expire within :data:`CACHE_SECONDS`.
+drops only after a long outage), the entry would still expire within that bound.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class AccessKeys:
         self.cache_seconds = cache_seconds
         self._root_key = SigningKey(root.secret_access_key, root.account_id, "root", Caller.root(root.account_id))
         self._cache: dict[str, _Cached] = {}
-        self._tokens: dict[str, tokens.Temporary] = {}
+        self._tokens: dict[str, tuple[tokens.Temporary, SigningKey]] = {}
         self._epoch = 0
         self._store: Store | None = None
         self._bus: Bus | None = None
@@ -175,21 +176,23 @@ class AccessKeys:
     def _temporary(self, key_id: str, token: str | None, service: str) -> SigningKey:
         if not token:
             raise invalid_token(service)
-        temporary = self._tokens.get(token)
-        if temporary is None:
+        opened = self._tokens.get(token)
+        if opened is None:
             try:
                 temporary = tokens.open_token(self.server_key, token)
             except tokens.InvalidToken:
                 raise invalid_token(service) from None
+            caller = temporary.caller
+            opened = (temporary, SigningKey(temporary.secret_access_key, caller.account_id, _user(caller), caller))
             if len(self._tokens) >= 1024:
                 self._tokens.clear()
-            self._tokens[token] = temporary
+            self._tokens[token] = opened  # opened once: a token is immutable, only its expiry is checked each time
+        temporary, key = opened
         if temporary.access_key_id != key_id:
             raise invalid_token(service)
         if self.clock.now() >= temporary.expires:
             raise AuthError("ExpiredTokenException", _EXPIRED, 403)
-        caller = temporary.caller
-        return SigningKey(temporary.secret_access_key, caller.account_id, _user(caller), caller)
+        return key
 
     async def _long_term(self, key_id: str, service: str) -> SigningKey:
         now = self.clock.now()

@@ -3,7 +3,9 @@
 ``app[IDENTITY]`` is the node's :class:`~signalite.identity.keys.AccessKeys`: the edge resolves
 signing keys through it, the IAM, STS and account operations create and change keys through it.
 It starts once the store and the bus are open: it checks that the store's secrets were sealed
-under this server's key, records the root account, and listens for key changes of other nodes.
+under this server's key, records the root account, and listens for key changes of other nodes;
+the node's :class:`~signalite.identity.authorize.Authorizer` starts listening for their policy
+changes at the same moment.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aiohttp import web
 
 from ..context import BUS, CLOCK, STORE
 from ..store import Entity, NameInUse, Store
+from .authorize import AUTHORIZER
 from .keys import AccessKeys
 
 IDENTITY = web.AppKey("identity", AccessKeys)
@@ -36,9 +39,15 @@ def setup(app: web.Application, keys: AccessKeys) -> None:
 
     async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
-        await keys.attach(store, app.get(BUS))
+        bus = app.get(BUS)
+        await keys.attach(store, bus)
+        authorizer = app.get(AUTHORIZER)
+        if authorizer is not None:
+            authorizer.attach(bus)
         await ensure_account(store, keys.root.account_id, app[CLOCK].now())
         yield
+        if authorizer is not None:
+            authorizer.detach()
         keys.detach()
 
     app.cleanup_ctx.append(identity_ctx)

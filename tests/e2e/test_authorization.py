@@ -1,5 +1,5 @@
 """Policies decide, as on AWS: a matrix over REST and the WSS handshake with real clients (boto3,
-websockets), for IAM users, federation tokens and role sessions."""
+websockets; the KVS JS SDK in Node and in Chromium), for IAM users, federation tokens and role sessions."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import websockets
 from botocore.exceptions import ClientError
 from websockets.exceptions import InvalidStatus
 
+from tests.support.netns import needs_netns, run_python_in_netns
 from tests.support.server import ACCOUNT, Server
 from tests.support.signaling import presign, ssl_ctx
 
@@ -235,3 +236,25 @@ def test_the_kvs_js_sdk_connects_as_a_viewer_with_a_federation_token_scoped_to_o
     assert allowed["opened"] and allowed["error"] is None, allowed
     refused = viewer(b)  # the same token, another channel: the handshake answers 403
     assert not refused["opened"] and refused["error"] is not None, refused
+
+
+@needs_netns
+@pytest.mark.netns
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists() or not (
+    NODE_DIR / "node_modules/amazon-kinesis-video-streams-webrtc/dist/kvs-webrtc.min.js").exists(),
+    reason="needs Debian chromium and the KVS SDK bundle in tests/node/node_modules")
+def test_the_kvs_js_sdk_in_chromium_connects_as_a_viewer_with_a_federation_token_scoped_to_one_channel():
+    # The browser mirror of the Node test above; the program starts its own server in a lo-only netns.
+    r = run_python_in_netns("tests/e2e/peers/chromium_viewer_token.py", timeout=180)
+    lines = [line for line in r.output.splitlines() if line.startswith("{")]
+    assert lines, f"the browser program printed no result:\n{r}"
+    result = json.loads(lines[-1])
+    assert r.ok and result["ok"], r
+    allowed, other = result["allowed"], result["other"]
+    assert allowed["open"] and allowed["error"] is None, allowed
+    assert allowed["socket_token"] and other["socket_token"]  # the SDK put the session token in the presigned URL
+    assert allowed["socket_channel"] != other["socket_channel"]
+    assert result["allowed_accepted"] == 1  # the server counted the browser's handshake as accepted ...
+    assert not other["open"] and other["error"], other  # ... and the other channel's as refused (403),
+    assert result["other_denied"] == 1 and result["other_accepted"] == 0  # the SDK's error event

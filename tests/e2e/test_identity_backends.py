@@ -2,13 +2,15 @@
 
 Users, keys, policies, roles and accounts persist in the store (SQLite or PostgreSQL) with their
 secrets sealed, never in clear; session tokens need no store at all, so one minted by a node
-works on another and after a restart; a key deactivated on one node stops working on the other
-as soon as the bus tells it; and a node whose server key differs from the one the store's
-secrets were sealed under refuses to start.
+works on another and after a restart; a key deactivated, or a policy put, attached, detached or
+made default on one node, holds on the others as soon as the bus tells them (the cluster tests
+trust caches for 600 s, so that only the bus's invalidation can explain what they see); and a
+node whose server key differs from the one the store's secrets were sealed under refuses to start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -16,15 +18,21 @@ import subprocess
 import sys
 
 import pytest
+import websockets
 from botocore.exceptions import ClientError
+from websockets.exceptions import InvalidStatus
 
 from signalite.store.postgres import parse_url
 from tests.integration.pg import POSTGRES_URL, execute, postgres_proxy, postgres_schemas, postgres_url  # noqa: F401
 from tests.integration.redis_support import redis_prefixes, redis_proxy, redis_url  # noqa: F401 - fixtures
 from tests.support.server import ACCESS_KEY, SECRET_KEY, Server
+from tests.support.signaling import presign, ssl_ctx
 from tests.support.wait import eventually
 
 POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+TRUSTING = ("--identity-cache-seconds", "600")
+"""Caches that would serve a stale key or policy for ten minutes: only the bus can make a change
+visible on another node within a test."""
 
 
 def err_code(exc: pytest.ExceptionInfo) -> tuple[str, int]:
@@ -116,8 +124,8 @@ def test_identity_on_postgresql_survives_a_restart(make_server, postgres_url, na
 
 
 def test_a_cluster_shares_keys_tokens_and_deactivations(make_server, postgres_url, redis_url, name):
-    a = make_server("--store", postgres_url, "--bus", redis_url)
-    b = make_server("--store", postgres_url, "--bus", redis_url)
+    a = make_server("--store", postgres_url, "--bus", redis_url, *TRUSTING)
+    b = make_server("--store", postgres_url, "--bus", redis_url, *TRUSTING)
     iam_a = a.boto("iam", region="us-east-1")
     iam_a.create_user(UserName=name)
     key = iam_a.create_access_key(UserName=name)["AccessKey"]
@@ -146,6 +154,79 @@ def refused(node: Server, key: dict[str, str]) -> bool:
     except ClientError as exc:
         return bool(exc.response["Error"]["Code"] == "InvalidClientTokenId")
     return False
+
+
+def statement(effect: str, action: str | list[str]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": effect, "Action": action, "Resource": "*"}]})
+
+
+def denied(node: Server, creds: dict[str, str], arn: str) -> bool:
+    """Whether ``node`` refuses ``creds`` DescribeSignalingChannel (AccessDeniedException)."""
+    try:
+        as_key(node, "kinesisvideo", creds).describe_signaling_channel(ChannelARN=arn)
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "AccessDeniedException", exc.response
+        return True
+    return False
+
+
+def handshake(node: Server, creds: dict[str, str], arn: str) -> int:
+    """The status of a presigned ConnectAsViewer handshake on ``node`` (101: connected)."""
+    async def connect() -> int:
+        url = presign(node, arn, "viewer-1", access_key=creds["AccessKeyId"], secret_key=creds["SecretAccessKey"],
+                      token=creds.get("SessionToken"))
+        try:
+            ws = await websockets.connect(url, ssl=ssl_ctx(node), open_timeout=10)
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        await ws.close()
+        return 101
+    return asyncio.run(connect())
+
+
+def test_a_policy_change_on_one_node_holds_on_the_other_at_once(make_server, postgres_url, redis_url, name):
+    a = make_server("--store", postgres_url, "--bus", redis_url, *TRUSTING)
+    b = make_server("--store", postgres_url, "--bus", redis_url, *TRUSTING)
+    arn = a.boto().create_signaling_channel(ChannelName=name)["ChannelARN"]
+    iam_a, iam_b = a.boto("iam", region="us-east-1"), b.boto("iam", region="us-east-1")
+    iam_a.create_user(UserName=name)
+    key = iam_a.create_access_key(UserName=name)["AccessKey"]
+    iam_a.put_user_policy(UserName=name, PolicyName="allow", PolicyDocument=statement("Allow", "*"))
+    token = as_key(a, "sts", key).get_federation_token(
+        Name="fed", DurationSeconds=900, Policy=statement("Allow", "kinesisvideo:*"))["Credentials"]
+    # B compiles and caches the user's policies (for the key and for the token) before the change.
+    assert not denied(b, key, arn) and not denied(b, token, arn)
+    assert handshake(b, token, arn) == 101
+
+    # An inline Deny put on A: refused on A before the call returns, on B once the bus told it.
+    iam_a.put_user_policy(UserName=name, PolicyName="deny", PolicyDocument=statement(
+        "Deny", ["kinesisvideo:DescribeSignalingChannel", "kinesisvideo:ConnectAsViewer"]))
+    assert denied(a, key, arn)
+    eventually(lambda: denied(b, key, arn), what="B refusing what A's new Deny forbids")
+    assert denied(b, token, arn)  # the federated user's rights are its user's, intersected
+    assert handshake(b, token, arn) == 403
+
+    # Deleted on B: A, which cached the Deny, allows again.
+    iam_b.delete_user_policy(UserName=name, PolicyName="deny")
+    eventually(lambda: not denied(a, key, arn), what="A allowing once B deleted the Deny")
+
+    # A managed Deny attached on A, then replaced by an allowing default version on B.
+    managed = iam_a.create_policy(PolicyName=name, PolicyDocument=statement(
+        "Allow", "kinesisvideo:ListSignalingChannels"))["Policy"]["Arn"]
+    iam_a.attach_user_policy(UserName=name, PolicyArn=managed)
+    assert not denied(b, token, arn)  # B caches the policy set that includes the managed policy
+    iam_a.create_policy_version(PolicyArn=managed, PolicyDocument=statement("Deny", "kinesisvideo:*"),
+                                SetAsDefault=True)
+    eventually(lambda: denied(b, token, arn), what="B refusing under the managed policy's new default version")
+    iam_b.detach_user_policy(UserName=name, PolicyArn=managed)
+    eventually(lambda: not denied(a, token, arn), what="A allowing once B detached the managed Deny")
+    assert handshake(a, token, arn) == 101
+
+    iam_a.delete_policy_version(PolicyArn=managed, VersionId="v1")
+    iam_a.delete_policy(PolicyArn=managed)
+    iam_a.delete_user_policy(UserName=name, PolicyName="allow")
+    iam_a.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])
+    iam_a.delete_user(UserName=name)
 
 
 def test_a_node_with_another_server_key_refuses_to_start(make_server, name):

@@ -54,6 +54,8 @@ LEGACY = {
     "--tls-handshake-timeout": "SIGNALITE_TLS_HANDSHAKE_TIMEOUT",
     "--max-unauthenticated-per-ip": "SIGNALITE_MAX_UNAUTHENTICATED_PER_IP",
     "--handshakes-per-ip": "SIGNALITE_HANDSHAKES_PER_IP",
+    # new in issue 9
+    "--identity-cache-seconds": "SIGNALITE_IDENTITY_CACHE_SECONDS",
 }
 ENV_ONLY = {"SIGNALITE_ACCESS_KEY_ID", "SIGNALITE_SECRET_ACCESS_KEY", "SIGNALITE_ACCOUNT_ID", "SIGNALITE_SERVER_KEY"}
 
