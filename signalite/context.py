@@ -39,11 +39,18 @@ class ChannelEvents(Protocol):
         ...
 
 
+CLAIM_TAKEN_OVER = "claimed by a newer connection on another node"
+"""The ``close_reason`` of a virtual viewer whose claim (:meth:`VirtualViewer.claim`) a newer
+claim on another node took over."""
+
+
 class VirtualViewer(Protocol):
     """A viewer without a socket (SendAlexaOfferToMaster, storage sessions): routed exactly like a
     WebSocket viewer with the same client id."""
 
     client_id: str
+    close_reason: str
+    """Why the signaling plane closed it ("" while it has not)."""
 
     async def send(self, action: str, payload: str, correlation_id: str | None = None) -> None: ...
 
@@ -64,10 +71,20 @@ class VirtualViewer(Protocol):
 
     def leave(self, viewer: str) -> None: ...
 
+    async def claim(self, key: str) -> None:
+        """Hold the reserved ``key`` of the channel too, cluster-wide; a newer claim of it on
+        another node closes this viewer. Raises ``BusUnavailable``."""
+        ...
+
 
 class VirtualPeers(Protocol):
     async def open_virtual_viewer(self, channel: Resource, client_id: str) -> VirtualViewer:
         """Connect a socket-less viewer to ``channel``; ``LookupError`` if it was deleted."""
+        ...
+
+    async def post_to_claim(self, channel: Resource, key: str, message_type: str, sender: str) -> bool:
+        """Send a ``message_type`` frame from ``sender`` to the virtual viewer that claimed ``key``
+        of ``channel`` (:meth:`VirtualViewer.claim`), on whatever node; False when none holds it."""
         ...
 
 

@@ -26,7 +26,8 @@ connection wherever it is, and records which node holds it); a message is *poste
 (:meth:`Bus.post`: look up who holds the recipient key, else keep it for the channel's TTL) and
 reaches the one node that holds the recipient, which hands it to :class:`MailHandler.deliver`;
 :meth:`Bus.start` drains what was kept for a key once its connection can take it;
-:meth:`Bus.unregister` ends a registration. Each message is delivered once, in the order one
+:meth:`Bus.unregister` ends a registration; :meth:`Bus.holds` asks whether anyone holds a key
+(a storage session's claim, ``media.sessions``). Each message is delivered once, in the order one
 sender posted it, to whichever node the recipient is connected to; docs/cluster.md has the
 argument. The embedded bus keeps this in memory; the Redis bus in Redis, with leases that expire
 when a node dies.
@@ -222,6 +223,12 @@ class Bus(ABC):
         if none does, retain it until ``envelope.expires`` (a newer SDP_OFFER / SDP_ANSWER from
         the same sender replaces an older retained one). Non-blocking; order of one node's posts
         to one recipient is kept."""
+
+    @abstractmethod
+    async def holds(self, arn: str, key: str) -> bool:
+        """Whether a live connection (on any node) holds ``key`` of channel ``arn`` now. Asked
+        after this node's earlier registrations and posts (the same order as theirs), so a
+        registration of this node that returned is seen. Raises :class:`BusUnavailable`."""
 
     @abstractmethod
     def drop_channel(self, arn: str) -> None:

@@ -96,6 +96,9 @@ class LocalBus(Bus):
         if h is None:
             mail.outcome(arn, envelope.msg_type, BUFFERED, envelope.sender, envelope.recipient)
 
+    async def holds(self, arn: str, key: str) -> bool:
+        return (arn, key) in self.presence.holders
+
     def drop_channel(self, arn: str) -> None:
         self.presence.drop(arn)
         self.retention.drop(arn)

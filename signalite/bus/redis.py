@@ -415,6 +415,26 @@ class RedisBus(Bus):
         self._enqueue(_Op(("S", arn, envelope.recipient, msg_type, envelope.sender, repr(envelope.expires),
                            encode(envelope)), envelope.expires, done))
 
+    async def holds(self, arn: str, key: str) -> bool:
+        if not self.available:
+            raise BusUnavailable(self._unavailable())
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def done(result: Any) -> None:
+            if not answer.done():
+                answer.set_result(result)
+
+        self._enqueue(_Op(("H", arn, key), done=done))
+        try:
+            async with asyncio.timeout(REGISTER_TIMEOUT):
+                result = await asyncio.shield(answer)
+        except TimeoutError:
+            answer.cancel()
+            raise BusUnavailable(f"Redis did not answer within {REGISTER_TIMEOUT:g} s") from None
+        if result is None:
+            raise BusUnavailable("the Redis connection broke")
+        return bool(result)
+
     def drop_channel(self, arn: str) -> None:
         self._enqueue(_Op(("D", arn)))
 

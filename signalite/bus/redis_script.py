@@ -38,6 +38,7 @@ message expiry and the connect bucket, so both follow the application's clock):
                                                  holds → ``{'key\\ttype\\tsender'…}`` (only for a
                                                  followed channel: the trace shows them)
 ``Q arn key``                                    peek at a key's unexpired entries
+``H arn key``                                    whether a live node holds the key → 1 | 0
 """
 
 from __future__ import annotations
@@ -310,6 +311,15 @@ local function op_expire(arn)
   return out
 end
 
+local function op_holds(arn, key)
+  local h = redis.call('HGET', P .. 'p:' .. arn, 'h:' .. key)
+  if h then
+    local hi = holder(h)
+    if alive(hi) then return 1 end
+  end
+  return 0
+end
+
 local function op_peek(arn, key)
   local out = {}
   for _, item in ipairs(redis.call('LRANGE', qkey(arn, key), 0, -1)) do
@@ -355,6 +365,9 @@ while i <= n do
   elseif op == 'Q' then
     r = op_peek(ARGV[i + 1], ARGV[i + 2])
     i = i + 3
+  elseif op == 'H' then
+    r = op_holds(ARGV[i + 1], ARGV[i + 2])
+    i = i + 3
   else
     return redis.error_reply('signalite: unknown operation ' .. tostring(op))
   end
@@ -363,5 +376,5 @@ end
 return results
 """.replace("__CAP__", str(MAX_RETAINED_PER_RECIPIENT))
 
-ARITY = {"P": 2, "S": 6, "T": 5, "A": 5, "R": 6, "D": 1, "L": 2, "X": 0, "E": 1, "Q": 2}
+ARITY = {"P": 2, "S": 6, "T": 5, "A": 5, "R": 6, "D": 1, "L": 2, "X": 0, "E": 1, "Q": 2, "H": 2}
 """Fields after each operation code (the writer checks what it queues against this)."""

@@ -60,7 +60,7 @@ async def join_storage_session(ctx: OpContext, p: dict[str, Any]) -> dict[str, A
 async def join_storage_session_as_viewer(ctx: OpContext, p: dict[str, Any]) -> dict[str, Any]:
     channel, stream_arn = await _storage_channel(ctx, p["channelArn"])
     try:
-        ctx.resource(SESSIONS).join_viewer(channel, stream_arn, p["clientId"])
+        await ctx.resource(SESSIONS).join_viewer(channel, stream_arn, p["clientId"])
     except TooManyViewers:
         raise ServiceError("ClientLimitExceededException",
                            f"The storage session of channel {channel.name} already has the maximum number of "

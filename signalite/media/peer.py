@@ -230,6 +230,8 @@ class StoragePeer:
         self._legs: dict[str, "ViewerLeg"] = {}
         self._leg_tasks: set[asyncio.Task[None]] = set()
         self.viewer_recordings: list[RecordingInfo] = []
+        self.viewers_at_end: frozenset[str] = frozenset()
+        """The viewers in the session when it ended (a session replaced on another node hands them over)."""
 
     @property
     def ended(self) -> bool:
@@ -238,6 +240,7 @@ class StoragePeer:
     def end(self, reason: str) -> None:
         if not self._ended.is_set():
             self.reason = reason
+            self.viewers_at_end = frozenset(self._legs)
             self._ended.set()
 
     @property

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import channel as channels
+from ..context import CLAIM_TAKEN_OVER
 from ..store import Resource, Store
 from . import retention
-from .signaling import accepting, open_link
+from .signaling import REQUEST_PREFIX, SignalingLink, accepting, open_link, post_request
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..clock import Clock
@@ -53,6 +54,26 @@ ANSWER_MARGIN = 15.0
 STOP_WAIT = 10.0
 MAX_VIEWERS = 3
 """Viewers per storage session, as on AWS."""
+CLAIM_KEY = "#storage"
+"""The reserved recipient key each session's seat claims in its channel (no client id can be it:
+client ids are ``[a-zA-Z0-9_.-]``); the registry's takeover rule keeps one session per channel."""
+VIEWER_REQUEST = REQUEST_PREFIX + "STORAGE_VIEWER"
+"""A JoinStorageSessionAsViewer answered by another node: take the sender into the session."""
+
+JOIN_HERE, START_HERE, ASK_CLUSTER = "join here", "start here", "ask the cluster"
+
+
+def viewer_route(local: "_Session | None", stream_arn: str) -> str:
+    """Where a JoinStorageSessionAsViewer goes: into this node's running session of the channel
+    (:data:`JOIN_HERE`), to a new one here when this node's is ending or records another stream
+    (:data:`START_HERE`: this node claimed the channel last, so a session elsewhere is older and
+    must stop anyway), or, when this node has none, to whichever node holds the channel's claim
+    (:data:`ASK_CLUSTER`; a new session here if none does)."""
+    if local is None:
+        return ASK_CLUSTER
+    if local.ending or local.stream_arn != stream_arn:
+        return START_HERE
+    return JOIN_HERE
 
 
 class TooManyViewers(Exception):
@@ -133,16 +154,44 @@ class StorageSessions:
         self._sweep_soon()
         return session.id
 
-    def join_viewer(self, channel: Resource, stream_arn: str, client_id: str) -> str:
-        """JoinStorageSessionAsViewer: take ``client_id`` into the channel's session, starting one
-        if there is none (or the running one records another stream); returns the session's id.
-        Raises :class:`TooManyViewers`, or RuntimeError while the server shuts down."""
+    async def join_viewer(self, channel: Resource, stream_arn: str, client_id: str) -> str | None:
+        """JoinStorageSessionAsViewer: take ``client_id`` into the channel's session wherever it
+        runs in the cluster (:func:`viewer_route`), starting one here if there is none; returns
+        the session's id, or None when the join went to another node's session (that node
+        applies the viewer limit; a refusal there is only logged). Raises
+        :class:`TooManyViewers`, or RuntimeError while the server shuts down."""
+        if self._closing or not accepting(self.hub):
+            raise RuntimeError("the server is shutting down")
+        if viewer_route(self._sessions.get(channel.arn), stream_arn) == ASK_CLUSTER:
+            if await post_request(self.hub, channel, CLAIM_KEY, VIEWER_REQUEST, client_id):
+                log.info("storage: viewer %s of channel %s sent to the node that runs its session", client_id,
+                         channel.arn)
+                return None
+        return self._join_here(channel, stream_arn, client_id)
+
+    def _join_here(self, channel: Resource, stream_arn: str, client_id: str) -> str:
         session = self._sessions.get(channel.arn)
-        if session is None or session.ending or session.stream_arn != stream_arn:
+        if session is None or viewer_route(session, stream_arn) == START_HERE:
             self.start(channel, stream_arn)
             session = self._sessions[channel.arn]
         session.add_viewer(client_id)
         return session.id
+
+    def _on_request(self, session: _Session, kind: str, sender: str) -> None:
+        """A request another node posted to this session's claim: a viewer that called
+        JoinStorageSessionAsViewer there."""
+        if kind != VIEWER_REQUEST:
+            return
+        try:
+            joined = self._join_here(session.channel, session.stream_arn, sender)
+        except TooManyViewers:
+            log.warning("storage session %s: viewer %s (sent by another node) refused: the session already has "
+                        "%d viewers", session.id, sender, MAX_VIEWERS)
+        except RuntimeError:
+            log.info("storage session %s: viewer %s (sent by another node) not taken: the server is stopping",
+                     session.id, sender)
+        else:
+            log.info("storage session %s: viewer %s joins (sent by another node)", joined, sender)
 
     def stop(self, channel_arn: str, reason: str) -> bool:
         session = self._sessions.get(channel_arn)
@@ -196,6 +245,12 @@ class StorageSessions:
         except LookupError as exc:
             log.info("storage session %s: cannot join channel %s: %s", session.id, session.channel_arn, exc)
             return
+        link.on_request = lambda kind, sender: self._on_request(session, kind, sender)
+        # No await between this check and the claim's registration being queued: a session
+        # stopped here (replaced on this node) never claims after the one that replaced it.
+        if session.stop_reason is None and not await link.claim(CLAIM_KEY):
+            log.warning("storage session %s: runs without its cluster-wide claim (the bus is away): another node "
+                        "may run a session of channel %s too", session.id, session.channel_arn)
         try:
             plan = peer_module.Plan(
                 channel_arn=session.channel_arn, stream_arn=stream.arn, stream_name=stream.name, session=session.id,
@@ -213,6 +268,8 @@ class StorageSessions:
         log.info("storage session %s: %s joins channel %s to record stream %s", session.id, session.client_id,
                  session.channel_arn, stream.name)
         reason = await peer.run()
+        if link.ended_by == CLAIM_TAKEN_OVER:
+            await self._hand_over(session, link, peer.viewers_at_end | set(session.waiting_viewers))
         rec = peer.recording
         for viewer_rec in peer.viewer_recordings:
             log.info("storage session %s: recorded a viewer's audio in %s (%s)", session.id, viewer_rec.path,
@@ -222,6 +279,14 @@ class StorageSessions:
                      ", ".join(f"{n} {k} frames" for k, n in rec.frames.items()))
         else:
             log.info("storage session %s ended (%s); nothing recorded", session.id, reason)
+
+    async def _hand_over(self, session: _Session, link: SignalingLink, viewers: set[str]) -> None:
+        """A newer JoinStorageSession on another node replaced this session: its viewers join the
+        new session there (as they do when the replacement is on this node)."""
+        log.info("storage session %s: replaced by a newer JoinStorageSession on another node; %d viewer(s) "
+                 "handed over", session.id, len(viewers))
+        for viewer in sorted(viewers):
+            await post_request(self.hub, session.channel, CLAIM_KEY, VIEWER_REQUEST, viewer)
 
     # --- upkeep ---------------------------------------------------------------------------------
     def _sweep_soon(self) -> None:

@@ -9,13 +9,23 @@ session (:meth:`SignalingLink.join`): the router then sends what such a viewer a
 master here instead (``Inbound.sender`` is its client id), and the peer writes to it as the master
 would (:meth:`SignalingLink.send_to`). Everything else in ``signalite.media`` talks to a :class:`SignalingLink`;
 re-wiring to another hub API means changing :func:`open_link` and :class:`_HubLink` only.
+
+One session per channel, cluster-wide: the seat also *claims* the channel's reserved storage key
+(:meth:`SignalingLink.claim`, the bus's presence registry), whose takeover rule makes the newest
+claim win; a seat whose claim another node took over is closed (``ended_by`` is
+:data:`~signalite.context.CLAIM_TAKEN_OVER`). Requests for the session from other nodes
+(:func:`post_request`: a viewer to take in) are posted to the claim and reach the seat as
+frames of a messageType no client can send; the link hands them to ``on_request`` instead of
+returning them.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from ..bus.base import BusUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..clock import Clock
@@ -26,6 +36,12 @@ log = logging.getLogger("signalite.storage")
 
 _POLL = 30.0
 """How long one wait on the hub lasts; a wait that returns nothing sooner means the seat is gone."""
+REQUEST_PREFIX = "SIGNALITE_"
+"""The messageType prefix of requests posted to a claim (clients can only send SDP_OFFER,
+SDP_ANSWER and ICE_CANDIDATE, and cannot address a claim's key)."""
+
+RequestHandler = Callable[[str, str], None]
+"""``on_request(kind, sender)``: a request posted to the seat's claim."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,13 @@ class SignalingLink(Protocol):
 
     def leave(self, viewer: str) -> None: ...
 
+    on_request: RequestHandler | None
+    """Called with the requests posted to the seat's claim (see :meth:`claim`)."""
+
+    async def claim(self, key: str) -> bool:
+        """Claim the channel's reserved ``key`` for this seat, cluster-wide (a newer claim of it,
+        on any node, closes the seat). False when the bus cannot take it now (Redis away)."""
+
     async def receive(self) -> Inbound | None:
         """The next message for this peer; None once the seat is gone (GO_AWAY, closed by the
         server: channel deleted, replaced, idle, shutdown). After None, always None."""
@@ -74,6 +97,7 @@ class _HubLink:
         self._clock = clock
         self.client_id = client_id
         self.ended_by = ""
+        self.on_request: RequestHandler | None = None
         self._gone = False
 
     async def send(self, action: str, payload: str) -> None:
@@ -82,7 +106,7 @@ class _HubLink:
         try:
             await self._viewer.send(action, payload)
         except RuntimeError:  # the virtual viewer was closed under us
-            self._end("closed by the server")
+            self._end(self._viewer.close_reason or "closed by the server")
 
     async def send_to(self, viewer: str, action: str, payload: str) -> None:
         if self._gone:
@@ -104,6 +128,18 @@ class _HubLink:
         if not self._gone:
             self._viewer.leave(viewer)
 
+    async def claim(self, key: str) -> bool:
+        if self._gone:
+            return True
+        try:
+            await self._viewer.claim(key)
+        except BusUnavailable as exc:
+            log.warning("the storage peer %s could not claim its channel: %s", self.client_id, exc)
+            return False
+        except RuntimeError:  # the virtual viewer was closed under us
+            self._end(self._viewer.close_reason or "closed by the server")
+        return True
+
     async def receive(self) -> Inbound | None:
         clock = self._clock
         while not self._gone:
@@ -113,9 +149,14 @@ class _HubLink:
                 # The hub's receive returns None on its timeout (on the hub's clock, which is this
                 # one) and, at once, when the viewer is closed: an early None is the close.
                 if clock.now() - began < _POLL * 0.9:
-                    self._end("closed by the server")
+                    self._end(self._viewer.close_reason or "closed by the server")
                 continue
             kind = str(frame.get("messageType") or "")
+            if kind.startswith(REQUEST_PREFIX):
+                sender = frame.get("senderClientId")
+                if self.on_request is not None and isinstance(sender, str) and sender:
+                    self.on_request(kind, sender)
+                continue
             if kind == "GO_AWAY":
                 self._end("GO_AWAY")
                 break
@@ -148,3 +189,14 @@ async def open_link(hub: "SignalingPlane", channel: "Resource", client_id: str, 
     """Seat ``client_id`` in ``channel`` as a viewer. Raises LookupError if the channel is gone."""
     viewer = await hub.open_virtual_viewer(channel, client_id)
     return _HubLink(viewer, client_id, clock)
+
+
+async def post_request(hub: "SignalingPlane", channel: "Resource", key: str, kind: str, sender: str) -> bool:
+    """Post request ``kind`` (``REQUEST_PREFIX`` …) from ``sender`` to the seat holding the claim
+    ``key`` of ``channel``, on whatever node; False when no seat holds it (or the bus is away,
+    when no other node can be reached anyway)."""
+    try:
+        return await hub.post_to_claim(channel, key, kind, sender)
+    except BusUnavailable as exc:
+        log.warning("cannot ask the cluster for the storage session of %s: %s", channel.arn, exc)
+        return False

@@ -23,9 +23,10 @@ from .. import channel as channels
 from ..aws.errors import ServiceError
 from ..aws.sigv4 import AuthError
 from ..aws.wire import ServiceWire
-from ..bus.base import Bus, BusUnavailable, Envelope, Limits, Message
+from ..bus.base import MSG, Bus, BusUnavailable, Envelope, Limits, Message
 from ..clock import Clock, wait_for
 from ..config import Settings
+from ..context import CLAIM_TAKEN_OVER
 from ..edge import answers
 from ..edge.auth import Authenticator
 from ..identity.authorize import Authorizer
@@ -84,6 +85,8 @@ class VirtualViewer:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._conn: Conn | None = None
         self._closed = False
+        self.close_reason = ""
+        """Why the hub closed it ("" until it does, or when it was closed by its owner)."""
         self.handle = _VirtualHandle(self)
 
     async def send(self, action: str, payload: str, correlation_id: str | None = None) -> None:
@@ -112,6 +115,10 @@ class VirtualViewer:
     def leave(self, viewer: str) -> None:
         if self._conn is not None:
             self._hub.run(self._hub.router.leave_storage(self._conn, viewer))
+
+    async def claim(self, key: str) -> None:
+        """Hold ``key`` of the channel too (a reserved key no client id can be: ``Hub.claim``)."""
+        await self._hub.claim(self._live(), key)
 
     async def receive(self, timeout: float) -> dict[str, Any] | None:
         if self._closed and self._queue.empty():
@@ -144,6 +151,8 @@ class _VirtualHandle:
         return True
 
     def close(self, code: int, reason: str) -> None:
+        if not self.peer._closed:
+            self.peer.close_reason = reason
         self.peer._closed = True
         self.peer._queue.put_nowait(None)
 
@@ -182,6 +191,10 @@ class Hub:
         self._early: set[int] = set()
         """Tokens registered but not yet connected in the router, and those of them taken over meanwhile."""
         self._taken_early: set[int] = set()
+        self._claims: dict[int, tuple[Conn, str]] = {}
+        """Claim token → the virtual connection holding the claim, and the claimed key (:meth:`claim`)."""
+        self._claimed_by: dict[int, list[int]] = {}
+        """A connection's token → the tokens of its claims (unregistered with it)."""
 
     # --- lifecycle -----------------------------------------------------------------------------
     @property
@@ -273,6 +286,8 @@ class Hub:
                 if self._conns.get(conn.token) is conn:
                     del self._conns[conn.token]
                 self.bus.unregister(conn.channel.arn, conn.key, conn.token)
+                if conn.virtual and conn.token in self._claimed_by:
+                    self._release_claims(conn)
             elif type(action) is Publish:
                 self.bus.publish(action.topic, action.message)
             elif type(action) is Subscribe:
@@ -416,7 +431,10 @@ class Hub:
         that is closing takes none, and the bus keeps them for the key's next connection)."""
         conn = self._conns.get(token)
         if conn is None:
-            return 0
+            claim = self._claims.get(token)
+            if claim is None:
+                return 0
+            return self._deliver_claim(claim[0], envelopes)
         written = 0
         for action in self.router.deliver_mail(conn, envelopes, self.clock.now()):
             if not action.conn.handle.send(action.text):  # type: ignore[union-attr]
@@ -428,6 +446,8 @@ class Hub:
         conn = self._conns.get(token)
         if conn is not None:
             self.run(self.router.taken_over(conn, self.clock.now()))
+        elif token in self._claims:
+            self._claim_lost(token)
         elif token in self._early:
             self._taken_early.add(token)
 
@@ -435,6 +455,8 @@ class Hub:
         conn = self._conns.get(token)
         if conn is not None:
             self.run(self.router.lost(conn, self.clock.now()))
+        elif token in self._claims:
+            self._claim_lost(token)
         elif token in self._early:
             self._taken_early.add(token)
 
@@ -517,6 +539,64 @@ class Hub:
         self.run(actions)
         self.bus.start(channel.arn, client_id, token)
         return peer
+
+    # --- claims: one holder of a reserved key per channel, cluster-wide --------------------------
+    async def claim(self, conn: Conn, key: str) -> None:
+        """Register virtual connection ``conn`` also as the holder of ``key`` of its channel, a
+        reserved key no client id can be (``signalite.media.sessions``: one storage session per
+        channel). The bus's takeover rule makes the newest claim win across the cluster: when
+        another node claims the key, the bus tells this one, which closes ``conn``
+        (:data:`CLAIM_TAKEN_OVER`). A claim taken over on this node is the claimer's to end (the
+        embedded bus tells nobody). What :meth:`post_to_claim` sends reaches ``conn`` as frames.
+        The claim ends with ``conn``. Raises BusUnavailable."""
+        arn = conn.channel.arn
+        token = next(self._tokens)
+        self._early.add(token)
+        try:
+            await self.bus.register(arn, key, token, virtual=True, limits=self.limits)
+        finally:
+            self._early.discard(token)
+        if not conn.alive:  # closed while it registered
+            self.bus.unregister(arn, key, token)
+            return
+        self._claims[token] = (conn, key)
+        self._claimed_by.setdefault(conn.token, []).append(token)
+        if token in self._taken_early:  # a newer claim came first
+            self._taken_early.discard(token)
+            self._claim_lost(token)
+            return
+        self.bus.start(arn, key, token)
+
+    async def post_to_claim(self, channel: Resource, key: str, message_type: str, sender: str) -> bool:
+        """Post a ``message_type`` from ``sender`` to whoever holds ``key`` of ``channel``,
+        wherever it runs; False (nothing posted) when nobody holds it. Raises BusUnavailable."""
+        if not await self.bus.holds(channel.arn, key):
+            return False
+        now = self.clock.now()
+        frame = frames.message(message_type, "", sender)
+        self.bus.post(channel.arn, Envelope(MSG, key, message_type, sender, frame,
+                                            now + channels.message_ttl(channel)))
+        return True
+
+    def _deliver_claim(self, conn: Conn, envelopes: Sequence[Envelope]) -> int:
+        if not conn.alive:
+            return 0
+        written = 0
+        for envelope in envelopes:
+            if not conn.handle.send(envelope.frame):
+                break
+            written += 1
+        return written
+
+    def _claim_lost(self, token: int) -> None:
+        conn, _ = self._claims[token]
+        self.run(self.router.taken_over(conn, self.clock.now(), CLAIM_TAKEN_OVER))
+
+    def _release_claims(self, conn: Conn) -> None:
+        for token in self._claimed_by.pop(conn.token, ()):
+            claim = self._claims.pop(token, None)
+            if claim is not None:
+                self.bus.unregister(conn.channel.arn, claim[1], token)
 
     # --- the WSS endpoint ----------------------------------------------------------------------
     def _refuse(self, request: web.Request, refusal: handshake.Refuse) -> web.Response:

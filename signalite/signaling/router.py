@@ -395,10 +395,10 @@ class Router:
             actions.append(Unsubscribe(ch.arn))
         return actions
 
-    def taken_over(self, conn: Conn, now: float) -> list[Action]:
+    def taken_over(self, conn: Conn, now: float, reason: str = "replaced by a newer connection") -> list[Action]:
         """A newer connection with ``conn``'s key registered on another node (the bus said so):
         close this one as a local replacement is closed."""
-        return self._end_detached(conn, CLOSE_NORMAL, "replaced by a newer connection")
+        return self._end_detached(conn, CLOSE_NORMAL, reason)
 
     def lost(self, conn: Conn, now: float) -> list[Action]:
         """The bus no longer has ``conn``'s registration (this node was taken for dead while it was

@@ -89,3 +89,120 @@ async def test_a_viewer_on_another_node_joins_the_storage_session_through_the_bu
     assert got == {"messagePayload": marker, "messageType": "ICE_CANDIDATE", "senderClientId": "viewer-1"}
     await master.close()
     await viewer.close()
+
+
+def _seats(node: Server, arn: str) -> list[str]:
+    """The storage peers' seats in channel ``arn`` on ``node`` (its ``admin clients``)."""
+    clients: list[dict[str, Any]] = json.loads(_admin(node, "clients", arn, "--json"))
+    return [c["ClientId"] for c in clients if c["Virtual"] and str(c.get("ClientId")).startswith("signalite-storage-")]
+
+
+def _storage_session_of(node: Server, arn: str, client_id: str) -> str | None:
+    clients: list[dict[str, Any]] = json.loads(_admin(node, "clients", arn, "--json"))
+    (entry,) = [c for c in clients if c.get("ClientId") == client_id]
+    return entry.get("StorageSession")
+
+
+async def _answer(viewer, offer: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    """Answer ``offer`` with a real aiortc answer (no media flows: PostgreSQL and Redis are not
+    reachable from the lo-only namespace the media tests run in)."""
+    pc = RTCPeerConnection()
+    try:
+        await pc.setRemoteDescription(decode(offer["messagePayload"]))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await viewer.send("SDP_ANSWER", encode(pc.localDescription))
+    finally:
+        await pc.close()
+
+
+async def test_the_newest_join_storage_session_wins_across_nodes(make_server, postgres_url, redis_url, name):
+    # A session runs on node A (a viewer on node B joined it through A). JoinStorageSession on
+    # node B starts one there, whose seat claims the channel's storage key; the registry's
+    # takeover rule tells A, which closes its seat: the master ends up with one storage peer, and
+    # A's viewer is handed over to B's session, which offers to it again.
+    a = make_server("--store", postgres_url, "--bus", redis_url)
+    b = make_server("--store", postgres_url, "--bus", redis_url)
+    cluster = Cluster(a, b, redis_url)
+    arn = storage_channel(a.boto(), name)[0]
+    master = await connect(a, arn)
+    await cluster.wait_subscribers(arn, 1)
+    viewer = await connect(b, arn, "viewer-1")
+    await cluster.wait_subscribers(arn, 2)
+
+    _webrtc(a, a.boto(), arn).join_storage_session_as_viewer(channelArn=arn, clientId="viewer-1")
+    first = await master.recv(timeout=30)
+    assert first["messageType"] == "SDP_OFFER"
+    older = first["senderClientId"]
+    assert _seats(a, arn) == [older] and _seats(b, arn) == []
+    assert eventually(lambda: _storage_session_of(b, arn, "viewer-1"), what="node B to apply the join") == older
+    offer = await viewer.recv(timeout=30)
+    assert offer["messageType"] == "SDP_OFFER" and "senderClientId" not in offer
+
+    _webrtc(b, b.boto(), arn).join_storage_session(channelArn=arn)
+    second = await master.recv(timeout=30)
+    assert second["messageType"] == "SDP_OFFER"
+    newer = second["senderClientId"]
+    assert newer.startswith("signalite-storage-") and newer != older
+    eventually(lambda: _seats(a, arn) == [], what=lambda: f"node A to close the older seat:\n{a.log()[-3000:]}")
+    assert _seats(b, arn) == [newer]
+    old_session = older.removeprefix("signalite-storage-")
+    assert f"storage session {old_session}: replaced by a newer JoinStorageSession on another node" in a.log()
+
+    # The viewer is in the newer session now, which offers to it again.
+    assert eventually(lambda: _storage_session_of(b, arn, "viewer-1"),
+                      what=lambda: f"the viewer to be handed over:\n{b.log()[-3000:]}") == newer
+    while (frame := await viewer.recv(timeout=30)).get("messageType") != "SDP_OFFER":
+        pass
+    assert "senderClientId" not in frame
+    await _answer(viewer, frame)
+    new_session = newer.removeprefix("signalite-storage-")
+    eventually(lambda: f"storage session {new_session}: viewer viewer-1 answered" in b.log(),
+               what=lambda: f"node B's session to apply the viewer's answer:\n{b.log()[-3000:]}")
+
+    # Once more, back on A: the newest request wins whichever node it reaches.
+    _webrtc(a, a.boto(), arn).join_storage_session(channelArn=arn)
+    third = await master.recv(timeout=30)
+    assert third["messageType"] == "SDP_OFFER" and third["senderClientId"] not in (older, newer)
+    eventually(lambda: _seats(b, arn) == [], what=lambda: f"node B to close its seat:\n{b.log()[-3000:]}")
+    assert _seats(a, arn) == [third["senderClientId"]]
+    # Nothing else reached the master: no other storage peer offered.
+    await master.assert_nothing_before_marker()
+    await master.close()
+    await viewer.close()
+
+
+async def test_as_viewer_on_a_node_without_the_session_reaches_it_on_another(make_server, postgres_url,
+                                                                             redis_url, name):
+    # The session runs on node B (JoinStorageSession there); the viewer connects to node A and
+    # calls JoinStorageSessionAsViewer on A. A has no session: it asks the bus who holds the
+    # channel's storage claim and posts the join there, instead of starting a second session.
+    a = make_server("--store", postgres_url, "--bus", redis_url)
+    b = make_server("--store", postgres_url, "--bus", redis_url)
+    cluster = Cluster(a, b, redis_url)
+    arn = storage_channel(a.boto(), name)[0]
+    master = await connect(a, arn)
+    await cluster.wait_subscribers(arn, 1)
+    _webrtc(b, b.boto(), arn).join_storage_session(channelArn=arn)
+    to_master = await master.recv(timeout=30)
+    assert to_master["messageType"] == "SDP_OFFER"
+    seat = to_master["senderClientId"]
+    session = seat.removeprefix("signalite-storage-")
+    assert _seats(b, arn) == [seat]
+    # The seat's claim is registered before its offer is sent: it is visible now.
+    viewer = await connect(a, arn, "viewer-1")
+    await cluster.wait_subscribers(arn, 2)
+
+    _webrtc(a, a.boto(), arn).join_storage_session_as_viewer(channelArn=arn, clientId="viewer-1")
+    offer = await viewer.recv(timeout=30)
+    assert offer["messageType"] == "SDP_OFFER" and "senderClientId" not in offer
+    assert eventually(lambda: _storage_session_of(a, arn, "viewer-1"), what="node A to apply the join") == seat
+    await _answer(viewer, offer)
+    eventually(lambda: f"storage session {session}: viewer viewer-1 answered" in b.log(),
+               what=lambda: f"node B's session to apply the viewer's answer:\n{b.log()[-3000:]}")
+    assert f"storage session {session}: viewer viewer-1 joins (sent by another node)" in b.log()
+    # A started no session of its own: no seat there, and the master got no other offer.
+    assert _seats(a, arn) == [] and _seats(b, arn) == [seat]
+    assert "joins channel" not in a.log()
+    await master.assert_nothing_before_marker()
+    await master.close()
+    await viewer.close()
