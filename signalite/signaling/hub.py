@@ -420,7 +420,8 @@ class Hub:
                         "StorageSession": conn.upstream or None})
         holdings = await self.bus.holdings(arn)
         for h in holdings or ():
-            if h.node != self.node_id:
+            # Not the claims (:meth:`claim`): their keys are no client ids, and no connections.
+            if h.node != self.node_id and (h.key == MASTER or frames.valid_id(h.key)):
                 out.append({"Role": "master" if h.key == MASTER else "viewer", "ClientId": h.key or None,
                             "Node": h.node, "Virtual": h.virtual})
         return out

@@ -91,15 +91,21 @@ async def test_a_viewer_on_another_node_joins_the_storage_session_through_the_bu
     await viewer.close()
 
 
-def _seats(node: Server, arn: str) -> list[str]:
-    """The storage peers' seats in channel ``arn`` on ``node`` (its ``admin clients``)."""
+def _seats(node: Server, arn: str) -> dict[str, list[str]]:
+    """The storage peers' seats in channel ``arn`` across the cluster, by node (``admin clients``
+    lists every node's connections, the other nodes' from the bus's presence)."""
     clients: list[dict[str, Any]] = json.loads(_admin(node, "clients", arn, "--json"))
-    return [c["ClientId"] for c in clients if c["Virtual"] and str(c.get("ClientId")).startswith("signalite-storage-")]
+    seats: dict[str, list[str]] = {}
+    for c in clients:
+        if c["Virtual"] and str(c.get("ClientId")).startswith("signalite-storage-"):
+            seats.setdefault(c["Node"], []).append(c["ClientId"])
+    return seats
 
 
-def _storage_session_of(node: Server, arn: str, client_id: str) -> str | None:
+def _storage_session_of(node: Server, node_id: str, arn: str, client_id: str) -> str | None:
+    """The storage session viewer ``client_id``, connected to ``node`` (``--node-id node_id``), is in."""
     clients: list[dict[str, Any]] = json.loads(_admin(node, "clients", arn, "--json"))
-    (entry,) = [c for c in clients if c.get("ClientId") == client_id]
+    (entry,) = [c for c in clients if c.get("ClientId") == client_id and c["Node"] == node_id]
     return entry.get("StorageSession")
 
 
@@ -120,8 +126,8 @@ async def test_the_newest_join_storage_session_wins_across_nodes(make_server, po
     # node B starts one there, whose seat claims the channel's storage key; the registry's
     # takeover rule tells A, which closes its seat: the master ends up with one storage peer, and
     # A's viewer is handed over to B's session, which offers to it again.
-    a = make_server("--store", postgres_url, "--bus", redis_url)
-    b = make_server("--store", postgres_url, "--bus", redis_url)
+    a = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "a")
+    b = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "b")
     cluster = Cluster(a, b, redis_url)
     arn = storage_channel(a.boto(), name)[0]
     master = await connect(a, arn)
@@ -133,8 +139,8 @@ async def test_the_newest_join_storage_session_wins_across_nodes(make_server, po
     first = await master.recv(timeout=30)
     assert first["messageType"] == "SDP_OFFER"
     older = first["senderClientId"]
-    assert _seats(a, arn) == [older] and _seats(b, arn) == []
-    assert eventually(lambda: _storage_session_of(b, arn, "viewer-1"), what="node B to apply the join") == older
+    assert _seats(b, arn) == {"a": [older]}
+    assert eventually(lambda: _storage_session_of(b, "b", arn, "viewer-1"), what="node B to apply the join") == older
     offer = await viewer.recv(timeout=30)
     assert offer["messageType"] == "SDP_OFFER" and "senderClientId" not in offer
 
@@ -143,13 +149,14 @@ async def test_the_newest_join_storage_session_wins_across_nodes(make_server, po
     assert second["messageType"] == "SDP_OFFER"
     newer = second["senderClientId"]
     assert newer.startswith("signalite-storage-") and newer != older
-    eventually(lambda: _seats(a, arn) == [], what=lambda: f"node A to close the older seat:\n{a.log()[-3000:]}")
-    assert _seats(b, arn) == [newer]
+    # One storage peer left in the cluster: A closed the older seat.
+    eventually(lambda: _seats(a, arn) == {"b": [newer]},
+               what=lambda: f"node A to close the older seat:\n{a.log()[-3000:]}")
     old_session = older.removeprefix("signalite-storage-")
     assert f"storage session {old_session}: replaced by a newer JoinStorageSession on another node" in a.log()
 
     # The viewer is in the newer session now, which offers to it again.
-    assert eventually(lambda: _storage_session_of(b, arn, "viewer-1"),
+    assert eventually(lambda: _storage_session_of(b, "b", arn, "viewer-1"),
                       what=lambda: f"the viewer to be handed over:\n{b.log()[-3000:]}") == newer
     while (frame := await viewer.recv(timeout=30)).get("messageType") != "SDP_OFFER":
         pass
@@ -163,8 +170,8 @@ async def test_the_newest_join_storage_session_wins_across_nodes(make_server, po
     _webrtc(a, a.boto(), arn).join_storage_session(channelArn=arn)
     third = await master.recv(timeout=30)
     assert third["messageType"] == "SDP_OFFER" and third["senderClientId"] not in (older, newer)
-    eventually(lambda: _seats(b, arn) == [], what=lambda: f"node B to close its seat:\n{b.log()[-3000:]}")
-    assert _seats(a, arn) == [third["senderClientId"]]
+    eventually(lambda: _seats(b, arn) == {"a": [third["senderClientId"]]},
+               what=lambda: f"node B to close its seat:\n{b.log()[-3000:]}")
     # Nothing else reached the master: no other storage peer offered.
     await master.assert_nothing_before_marker()
     await master.close()
@@ -176,8 +183,8 @@ async def test_as_viewer_on_a_node_without_the_session_reaches_it_on_another(mak
     # The session runs on node B (JoinStorageSession there); the viewer connects to node A and
     # calls JoinStorageSessionAsViewer on A. A has no session: it asks the bus who holds the
     # channel's storage claim and posts the join there, instead of starting a second session.
-    a = make_server("--store", postgres_url, "--bus", redis_url)
-    b = make_server("--store", postgres_url, "--bus", redis_url)
+    a = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "a")
+    b = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "b")
     cluster = Cluster(a, b, redis_url)
     arn = storage_channel(a.boto(), name)[0]
     master = await connect(a, arn)
@@ -187,7 +194,7 @@ async def test_as_viewer_on_a_node_without_the_session_reaches_it_on_another(mak
     assert to_master["messageType"] == "SDP_OFFER"
     seat = to_master["senderClientId"]
     session = seat.removeprefix("signalite-storage-")
-    assert _seats(b, arn) == [seat]
+    assert _seats(a, arn) == {"b": [seat]}
     # The seat's claim is registered before its offer is sent: it is visible now.
     viewer = await connect(a, arn, "viewer-1")
     await cluster.wait_subscribers(arn, 2)
@@ -195,13 +202,13 @@ async def test_as_viewer_on_a_node_without_the_session_reaches_it_on_another(mak
     _webrtc(a, a.boto(), arn).join_storage_session_as_viewer(channelArn=arn, clientId="viewer-1")
     offer = await viewer.recv(timeout=30)
     assert offer["messageType"] == "SDP_OFFER" and "senderClientId" not in offer
-    assert eventually(lambda: _storage_session_of(a, arn, "viewer-1"), what="node A to apply the join") == seat
+    assert eventually(lambda: _storage_session_of(a, "a", arn, "viewer-1"), what="node A to apply the join") == seat
     await _answer(viewer, offer)
     eventually(lambda: f"storage session {session}: viewer viewer-1 answered" in b.log(),
                what=lambda: f"node B's session to apply the viewer's answer:\n{b.log()[-3000:]}")
     assert f"storage session {session}: viewer viewer-1 joins (sent by another node)" in b.log()
     # A started no session of its own: no seat there, and the master got no other offer.
-    assert _seats(a, arn) == [] and _seats(b, arn) == [seat]
+    assert _seats(a, arn) == {"b": [seat]}
     assert "joins channel" not in a.log()
     await master.assert_nothing_before_marker()
     await master.close()
