@@ -279,6 +279,18 @@ async def test_drop_channel_forgets_presence_and_retention(nodes):
 
 # --- several nodes (Redis) -----------------------------------------------------------------------
 
+async def test_holds_tells_whether_a_connection_holds_a_key(nodes):
+    # A storage session's claim (media.sessions): a node asks whether any seat holds the key.
+    (a,) = await nodes(1)
+    arn = channel()
+    assert await a.bus.holds(arn, "#storage") is False
+    t = await a.connect(arn, "#storage", virtual=True)
+    assert await a.bus.holds(arn, "#storage") is True
+    assert await a.bus.holds(arn, "") is False and await a.bus.holds(channel(), "#storage") is False
+    a.close(t)
+    assert await a.bus.holds(arn, "#storage") is False
+
+
 async def test_a_message_reaches_the_node_that_holds_the_key_once(nodes):
     a, b, c = await nodes(3)
     arn = channel()
@@ -315,6 +327,23 @@ async def test_takeover_on_another_node_closes_the_older_and_delivers_each_messa
     assert sorted(got, key=lambda s: int(s[1:])) == [f"m{i}" for i in range(40)]  # each once
     assert a.labels(old) == [f"m{i}" for i in range(len(a.labels(old)))]  # in order, a prefix
     assert b.labels(new) == [f"m{i}" for i in range(len(a.labels(old)), 40)]
+
+
+async def test_a_claim_is_seen_from_every_node_and_the_newest_takes_it_over(nodes):
+    # The storage claim's rule across nodes: b's newer registration of the reserved key closes
+    # a's (the takeover notice), every node sees a holder throughout, and what is posted to the
+    # key after the takeover reaches b.
+    a, b, c = await nodes(3)
+    arn = channel()
+    old = await a.connect(arn, "#storage", virtual=True)
+    assert await c.bus.holds(arn, "#storage") is True
+    new = await b.connect(arn, "#storage", virtual=True)
+    await until(lambda: old in a.taken, "the older claim told it was taken over")
+    assert await c.bus.holds(arn, "#storage") is True
+    c.bus.post(arn, msg("#storage", "join viewer-1"))
+    await until(lambda: b.labels(new) == ["join viewer-1"], "the request at the newer claim")
+    b.close(new)
+    assert await c.bus.holds(arn, "#storage") is False
 
 
 async def test_viewer_limit_and_connect_rate_count_across_nodes(nodes):
