@@ -5,16 +5,18 @@ channel whose media storage is ENABLED starts a storage session (``signalite.med
 joins the channel as a viewer, sends the master an SDP offer for H.264 video and Opus audio, and
 records what the master streams into ``DATA_DIR/media/<stream name>/``. The call answers 200 as
 soon as the session's task exists (the C SDK only checks for 200; the session's own failures are
-logged); a newer call for the same channel replaces the running session, as on AWS ("the most
-recent client request takes precedence"). Errors: an unknown channel (or another account's or
+logged); a newer call for the same channel replaces the running session, on whichever node of a
+cluster it runs, as on AWS ("the most recent client request takes precedence";
+``media.sessions``: the sessions' cluster-wide claim). Errors: an unknown channel (or another account's or
 region's) → ResourceNotFoundException (404); a channel without media storage →
 InvalidArgumentException, as GetSignalingChannelEndpoint answers for its WEBRTC endpoint.
 
 JoinStorageSessionAsViewer (``POST /joinStorageSessionAsViewer``, ``{"channelArn", "clientId"}``):
 the viewer connected to the channel's WSS endpoint as ``clientId`` is taken into the channel's
 storage session, which sends it an SDP_OFFER as if from the master; its answer and candidates go
-to the session, not to the master (``signalite.media.viewers``). With no session running, one is
-started that offers to the master and waits for it, as AWS does ("both a video producing device
+to the session, not to the master (``signalite.media.viewers``). A node that runs no session of the
+channel sends the join to the node that does (through the bus). With no session running
+anywhere, one is started that offers to the master and waits for it, as AWS does ("both a video producing device
 and viewers can join a session first and wait for other participants"); the call answers 200 at
 once either way. Errors as for JoinStorageSession, and ClientLimitExceededException when the
 session already has its maximum of viewers (3, as on AWS; the KVS JS SDK's sample does not retry

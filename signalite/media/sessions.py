@@ -1,4 +1,4 @@
-"""One storage session per channel on this node, each in its own task, and the periodic upkeep.
+"""One storage session per channel (across a cluster), each in its own task, and the periodic upkeep.
 
 :meth:`StorageSessions.start` is synchronous: JoinStorageSession answers as soon as the task
 exists. The task loads aiortc and PyAV (in a thread, the first time), reads the stream, takes its
@@ -16,12 +16,24 @@ AWS puts it); at most :data:`MAX_VIEWERS` per session, a newer join of the same 
 replacing its earlier one. A viewer that joins while the session is still starting (loading
 aiortc, reading the stream) is taken in as soon as the peer exists.
 
+One session per channel across a cluster, the newest request winning wherever it arrives: the
+session's seat claims the channel's reserved key :data:`CLAIM_KEY` in the bus's presence registry
+(``SignalingLink.claim``) before it offers to the master. The registry's takeover rule is
+atomic; a node whose seat's claim was taken over by a newer one elsewhere closes that seat, the
+session ends, and its viewers are sent to the new session (:meth:`StorageSessions._hand_over`).
+On one node, :meth:`StorageSessions.start` stops the older session itself (the embedded bus tells
+nobody of a takeover on its own node), exactly as before. A JoinStorageSessionAsViewer on a node
+that runs no session of the channel (:func:`viewer_route`) asks the bus whether anyone holds the
+claim and, if so, posts the join to it (:data:`VIEWER_REQUEST`, delivered once to the node that
+holds it, which takes the viewer in as if it had been asked itself); only when nobody holds it
+does it start a session here. The viewer's WebSocket may be on any node: the join is a channel
+event that every node applies to the viewer's connection, and the messages travel through the
+bus's mailboxes. Limits (docs/cluster.md): the claim is taken when the seat joins, so calls
+racing a session's start-up are ordered by their claims; a viewer sent to another node's session
+is refused there only in its log when that session is full.
+
 Upkeep, once a minute and when a session starts: the retention sweep, and stopping sessions
-whose channel lost its media storage. Sessions are per node: in a cluster, two nodes that each got
-a JoinStorageSession for one channel each run one (the router has no cluster-wide seat for it yet);
-a JoinStorageSessionAsViewer joins the session of the node that answers it (starting one there if
-it has none). The viewer's WebSocket may be on any node: the join is a channel event that every
-node applies to the viewer's connection, and the messages travel through the bus's mailboxes.
+whose channel lost its media storage.
 """
 
 from __future__ import annotations
