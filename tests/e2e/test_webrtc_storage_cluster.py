@@ -210,6 +210,10 @@ async def test_as_viewer_on_a_node_without_the_session_reaches_it_on_another(mak
     # A started no session of its own: no seat there, and the master got no other offer.
     assert _seats(a, arn) == {"b": [seat]}
     assert "joins channel" not in a.log()
+    # The claim is no connection: the cluster-wide listing leaves it out.
+    listed: list[dict[str, Any]] = json.loads(_admin(a, "clients", arn, "--json"))
+    assert sorted((c["Node"], c.get("ClientId") or "master") for c in listed) == [
+        ("a", "master"), ("a", "viewer-1"), ("b", seat)]
     await master.assert_nothing_before_marker()
     await master.close()
     await viewer.close()
