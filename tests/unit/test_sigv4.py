@@ -198,6 +198,18 @@ def test_header_values_are_trimmed_and_inner_spaces_collapsed():
     assert verify(h).access_key_id == "AKIDUNITTEST"
 
 
+@pytest.mark.parametrize("value", ["a   b", "  x  ", "a\tb", "a \t\n b", "a\x1cb", "a\u00a0b", "a\u2003 b", " \n ", "",
+                                   "Boto3/1.35 md/x#1", "T" * 1400])
+def test_trim_is_the_canonical_whitespace_rule(value):
+    """SigV4's canonical header value: the ends trimmed and every whitespace run one space (the
+    regex rule the fast split/join must equal, for any whitespace Python's ``\\s`` knows)."""
+    import re
+
+    from signalite.aws.sigv4 import _trim
+
+    assert _trim(value) == re.sub(r"\s+", " ", value.strip())
+
+
 def test_repeated_header_values_are_joined_with_commas():
     h = signed_request({"Content-Type": "application/json", "X-Multi": "one,two"})
     del h["X-Multi"]
