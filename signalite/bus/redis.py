@@ -349,6 +349,18 @@ class RedisBus(Bus):
     def set_mail_handler(self, handler: MailHandler) -> None:
         self._mail = handler
 
+    @staticmethod
+    async def _answer(answer: asyncio.Future[Any]) -> Any:
+        """The script's reply to a queued operation a caller waits for (None: the connection broke
+        before it came), or BusUnavailable after REGISTER_TIMEOUT; the operation's ``done`` sees a
+        cancelled ``answer`` when the caller gave up."""
+        try:
+            async with asyncio.timeout(REGISTER_TIMEOUT):
+                return await asyncio.shield(answer)
+        except TimeoutError:
+            answer.cancel()
+            raise BusUnavailable(f"Redis did not answer within {REGISTER_TIMEOUT:g} s") from None
+
     async def register(self, arn: str, key: str, token: int, *, virtual: bool, limits: Limits) -> Registration:
         if not self.available:
             raise BusUnavailable(self._unavailable())
@@ -365,12 +377,7 @@ class RedisBus(Bus):
         self._enqueue(_Op(("R", arn, key, token, "1" if virtual else "0",
                            -1 if limits.max_viewers is None else limits.max_viewers,
                            repr(float(limits.connect_rate or 0))), done=done))
-        try:
-            async with asyncio.timeout(REGISTER_TIMEOUT):
-                result = await asyncio.shield(answer)
-        except TimeoutError:
-            answer.cancel()
-            raise BusUnavailable(f"Redis did not answer within {REGISTER_TIMEOUT:g} s") from None
+        result = await self._answer(answer)
         if result is None:  # applied, but its reply was lost: undo, and let the client retry
             self._enqueue(_Op(("A", arn, key, token, "0", "1")))
             raise BusUnavailable("the Redis connection broke during the registration")
@@ -415,40 +422,30 @@ class RedisBus(Bus):
         self._enqueue(_Op(("S", arn, envelope.recipient, msg_type, envelope.sender, repr(envelope.expires),
                            encode(envelope)), envelope.expires, done))
 
-    async def holds(self, arn: str, key: str) -> bool:
-        if not self.available:
-            raise BusUnavailable(self._unavailable())
+    async def _query(self, fields: tuple[Any, ...]) -> Any:
+        """Run one read-only script operation in the next batch and return its reply."""
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def done(result: Any) -> None:
             if not answer.done():
                 answer.set_result(result)
 
-        self._enqueue(_Op(("H", arn, key), done=done))
-        try:
-            async with asyncio.timeout(REGISTER_TIMEOUT):
-                result = await asyncio.shield(answer)
-        except TimeoutError:
-            answer.cancel()
-            raise BusUnavailable(f"Redis did not answer within {REGISTER_TIMEOUT:g} s") from None
+        self._enqueue(_Op(fields, done=done))
+        result = await self._answer(answer)
         if result is None:
             raise BusUnavailable("the Redis connection broke")
-        return bool(result)
+        return result
+
+    async def holds(self, arn: str, key: str) -> bool:
+        if not self.available:
+            raise BusUnavailable(self._unavailable())
+        return bool(await self._query(("H", arn, key)))
 
     def drop_channel(self, arn: str) -> None:
         self._enqueue(_Op(("D", arn)))
 
     async def retained(self, arn: str, key: str) -> list[Envelope]:
-        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def done(result: Any) -> None:
-            if not answer.done():
-                answer.set_result(result)
-
-        self._enqueue(_Op(("Q", arn, key), done=done))
-        result = await answer
-        if result is None:
-            raise BusUnavailable("the Redis connection broke")
+        result = await self._query(("Q", arn, key))
         return [decode(item.split(b"\t", 4)[4]) for item in result]  # type: ignore[misc]
 
     # --- the live trace across nodes ------------------------------------------------------
