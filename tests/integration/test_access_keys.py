@@ -8,7 +8,6 @@ counts once the cache entry expires, on the node's own clock.
 from __future__ import annotations
 
 import dataclasses
-from typing import AsyncIterator
 
 import pytest
 
@@ -19,20 +18,10 @@ from signalite.clock import ManualClock
 from signalite.identity import tokens
 from signalite.identity.crypto import ServerKey
 from signalite.identity.keys import CACHE_SECONDS, AccessKeys
-from signalite.store import Entity, Store, open_store
+from signalite.store import Entity, Store
 
 ROOT = RootCredentials("AKIDROOTOFTHETEST001", "root-secret-0000000000000000000000000000", "111122223333")
 SERVER_KEY = ServerKey.from_settings(None, ROOT.secret_access_key)
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = open_store(store_url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def node(store: Store, clock: ManualClock) -> AccessKeys:

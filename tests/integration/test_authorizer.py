@@ -19,7 +19,7 @@ from signalite.aws.principal import FEDERATED_USER, FEDERATION_TOKEN, LONG_TERM,
 from signalite.bus import CTL, Control, open_bus
 from signalite.clock import ManualClock
 from signalite.identity.authorize import CHANGED, TOPIC, Authorizer
-from signalite.store import Entity, Store, open_store
+from signalite.store import Entity, Store
 
 ACCOUNT = "111122223333"
 USER_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
@@ -30,16 +30,6 @@ VIEW = "kinesisvideo:ConnectAsViewer"
 def policy(effect: str, action: str = VIEW, **extra: Any) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": effect, "Action": action, "Resource": "*", **extra}]})
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = open_store(store_url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 
 from signalite.aws import arn as arns
 from signalite.store import LimitExceeded, NameInUse, Resource, Store, open_store
+from tests.integration.stores import opened
 
 ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"
@@ -33,21 +34,6 @@ def res(name: str, *, account: str = ACCOUNT, region: str = REGION, kind: str = 
                     version=version, status=status,
                     attrs={"ChannelType": "SINGLE_MASTER", "MessageTtlSeconds": 60} if attrs is None else attrs,
                     tags={} if tags is None else tags)
-
-
-async def opened(url: str) -> Store:
-    store = open_store(url)
-    await store.open()
-    return store
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = await opened(store_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def names(store: Store, **kw) -> list[str]:

@@ -13,7 +13,8 @@ from typing import AsyncIterator
 
 import pytest
 
-from signalite.store import Entity, LimitExceeded, NameInUse, Store, open_store
+from signalite.store import Entity, LimitExceeded, NameInUse, Store
+from tests.integration.stores import opened
 
 ACCOUNT = "111122223333"
 OTHER = "444455556666"
@@ -24,21 +25,6 @@ def ent(name: str, *, kind: str = "user", account: str = ACCOUNT, path: str = "/
         entity_id: str | None = None) -> Entity:
     return Entity(account, kind, name, entity_id or f"AIDA{next(_ids):017d}", path, 1_700_000_000.25,
                   {"n": name} if data is None else data)
-
-
-async def opened(url: str) -> Store:
-    store = open_store(url)
-    await store.open()
-    return store
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = await opened(store_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture
