@@ -73,6 +73,28 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def servers_cpu(servers: list[Server]) -> float:
+    """utime + stime of the server processes in seconds, from /proc."""
+    total = 0.0
+    for server in servers:
+        assert server.proc is not None
+        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def redis_cpu() -> float:
+    """Redis's own CPU seconds (``INFO cpu``: the main thread and its children)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(_env("SIGNALITE_TEST_REDIS_URL"))
+    try:
+        info = await client.info("cpu")
+    finally:
+        await client.aclose()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 async def redis_stats() -> dict[str, int]:
     import redis.asyncio as aioredis
 
@@ -84,9 +106,11 @@ async def redis_stats() -> dict[str, int]:
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
 
 
-async def relay(masters_on: list[Server], viewers_on: list[Server], pairs: int, rate: float, seconds: float
-                ) -> dict[str, Any]:
-    """``pairs`` channels, master on masters_on[i % n], viewer on viewers_on[i % n]."""
+async def relay(masters_on: list[Server], viewers_on: list[Server], pairs: int, rate: float, seconds: float,
+                with_redis: bool = False) -> dict[str, Any]:
+    """``pairs`` channels, master on masters_on[i % n], viewer on viewers_on[i % n]; with the
+    CPU the servers (and, ``with_redis``, Redis) spent per relayed message while measuring."""
+    servers = list({id(s): s for s in (*masters_on, *viewers_on)}.values())
     kv = masters_on[0].boto()
     stamp = time.monotonic_ns()
     arns = [kv.create_signaling_channel(ChannelName=f"b{stamp}-{i}")["ChannelARN"] for i in range(pairs)]
@@ -108,7 +132,7 @@ async def relay(masters_on: list[Server], viewers_on: list[Server], pairs: int, 
     tasks = [asyncio.create_task(reader(p)) for pair in conns for p in pair]
     interval = 1 / rate
     total = 0
-    c0 = cpu()
+    c0, s0, r0 = cpu(), 0.0, 0.0
     start = time.monotonic()
     warm = start + 0.5
     end = warm + seconds
@@ -117,6 +141,8 @@ async def relay(masters_on: list[Server], viewers_on: list[Server], pairs: int, 
         if not measuring and now >= warm:
             measuring = True
             c0, sent0 = cpu(), total
+            s0 = servers_cpu(servers)
+            r0 = await redis_cpu() if with_redis else 0.0
         due = int((now - start) / interval)
         while total < due:
             m, v = conns[i % pairs]
@@ -130,7 +156,9 @@ async def relay(masters_on: list[Server], viewers_on: list[Server], pairs: int, 
         await asyncio.sleep(0.001)
     client_cpu = (cpu() - c0) / seconds
     offered = (total - sent0) / seconds
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # what is still in flight arrives (and is counted: its CPU is too)
+    server_cpu = servers_cpu(servers) - s0
+    redis_used = (await redis_cpu() - r0) if with_redis else 0.0
     for t in tasks:
         t.cancel()
     for m, v in conns:
@@ -139,7 +167,9 @@ async def relay(masters_on: list[Server], viewers_on: list[Server], pairs: int, 
     lat.sort()
     return {"offered_msg_s": round(offered), "received": len(lat), "p50_ms": round(percentile(lat, 0.5), 3),
             "p99_ms": round(percentile(lat, 0.99), 3), "p999_ms": round(percentile(lat, 0.999), 3),
-            "client_cpu": round(client_cpu, 2)}
+            "client_cpu": round(client_cpu, 2),
+            "server_cpu_us_per_msg": round(server_cpu / max(1, len(lat)) * 1e6, 1),
+            **({"redis_cpu_us_per_msg": round(redis_used / max(1, len(lat)) * 1e6, 1)} if with_redis else {})}
 
 
 async def bench_latency(args: argparse.Namespace, tmp: Path) -> None:
@@ -156,7 +186,7 @@ async def bench_latency(args: argparse.Namespace, tmp: Path) -> None:
                     continue
                 before = await redis_stats()
                 r = await relay([nodes[0]], [nodes[0] if name == "cluster_same_node" else nodes[1]],
-                                args.pairs, args.rate, args.seconds)
+                                args.pairs, args.rate, args.seconds, with_redis=True)
                 after = await redis_stats()
                 calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
                 r["redis_evalsha"] = calls.get("evalsha", 0)
@@ -167,7 +197,10 @@ async def bench_latency(args: argparse.Namespace, tmp: Path) -> None:
                 results[name].append(r)
         for name, rs in results.items():
             print(name, json.dumps(rs))
-            for key in ("p50_ms", "p99_ms", "p999_ms"):
+            for key in ("p50_ms", "p99_ms", "p999_ms", "server_cpu_us_per_msg", "redis_cpu_us_per_msg",
+                        "redis_calls_per_msg"):
+                if key not in rs[0]:
+                    continue
                 values = sorted(r[key] for r in rs)
                 print(f"  median {key}: {values[len(values) // 2]}")
     finally:

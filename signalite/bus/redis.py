@@ -1,4 +1,4 @@
-"""Cluster bus: Redis Pub/Sub behind the :class:`~signalite.bus.base.Bus` interface (redis-py asyncio).
+"""Cluster bus: Redis Pub/Sub behind the :class:`~signalite.bus.base.Bus` interface.
 
 URL
     ``redis://[user:password@]host:port[/db]?prefix=signalite:`` (or ``rediss://`` for TLS).
@@ -23,10 +23,14 @@ How it meets the contract in ``bus/base.py``
       writer retries a batch while Redis is unreachable and drops envelopes whose ``expires`` has
       passed (the router would drop them anyway; ``ctl`` envelopes never expire); ``MAX_QUEUED`` bounds the memory a long outage
       can take (the oldest are dropped first, with a warning).
-    * **Subscriptions** are reconciled by the one task that owns the Pub/Sub connection (redis-py
-      connections are not shared between tasks): ``subscribe`` records the handler and wakes that
-      task through a per-node control channel, so there is no polling. :meth:`RedisBus.synced`
-      waits until Redis has confirmed every subscription asked for so far (tests use it).
+    * **Subscriptions**: ``subscribe`` records the handler and writes the SUBSCRIBE on the
+      subscription connection at once (only written to from the event loop, in order; while it is
+      down, a new connection subscribes to everything wanted). :meth:`RedisBus.synced` waits
+      until Redis has confirmed every subscription asked for so far (tests use it).
+    * **Connections.** The writer and the subscription are lean connections of their own
+      (:mod:`~signalite.bus.resp`: hiredis's parser behind an asyncio protocol, every reply
+      handled as it arrives); redis-py serves the rest (ping, loading the script, the admin
+      listing).
 
 Mailboxes (presence and shared retention, ``bus/base.py``)
     Everything this node asks of Redis — publishes, posts, registrations, takes, acks, its
@@ -35,8 +39,8 @@ Mailboxes (presence and shared retention, ``bus/base.py``)
     once even when a batch is sent again after a lost reply). A message for a recipient held by
     a live node is appended to the recipient's list and pushed to that node's inbox channel;
     the node writes it at once when it follows what it already wrote (else it takes the list),
-    and acknowledges what it wrote with the next batch; the list is the truth, the push only
-    makes it fast. Each node renews a lease (``lease`` URL parameter, seconds, default 3); a
+    and acknowledges what it wrote with its next batch (at the latest ``ACK_DELAY`` later); the
+    list is the truth, the push only makes it fast. Each node renews a lease (``lease`` URL parameter, seconds, default 3); a
     node whose lease lapsed is dead to every script, and the others reap its presence.
     docs/cluster.md argues why no interleaving loses or duplicates a message.
 """
@@ -51,6 +55,7 @@ import logging
 import uuid
 from typing import Any, Callable
 
+import hiredis
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
@@ -75,6 +80,8 @@ from .base import (
     encode,
 )
 from .redis_script import LUA
+from .resp import RespConnection, RespError, pack
+from .resp import connect as resp_connect
 
 log = logging.getLogger("signalite.bus")
 
@@ -90,6 +97,11 @@ MAX_QUEUED = 100_000
 MAX_BATCH = 512
 TAKE_MAX = 256
 """Entries one take brings back (another take follows when it was full)."""
+ACK_DELAY = 0.005
+"""Seconds an acknowledgement may wait for a batch to ride with before it gets one of its own.
+A busy node sends batches all the time, so acknowledgements cost no round trip of their own;
+what it widens is only the window of case 5 in docs/cluster.md (a node that dies redelivers
+what it wrote but had not acknowledged: now up to this long, plus a round trip)."""
 DEFAULT_LEASE = 3.0
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 DEFAULT_PREFIX = "signalite:"
@@ -195,12 +207,17 @@ class RedisBus(Bus):
         self._confirmed: set[bytes] = set()       # channels Redis confirmed on our Pub/Sub connection
         self._queue: collections.deque[_Op] = collections.deque()
         self._queued = asyncio.Event()
-        self._wake_pending = False
         self._to_add: set[bytes] = set()          # SUBSCRIBE / UNSUBSCRIBE still to send
         self._to_remove: set[bytes] = set()
         self._sync_waiters: list[asyncio.Future[None]] = []
         self._client: aioredis.Redis | None = None
-        self._pubsub: Any = None
+        """redis-py, for what is not on the hot path (ping, the script's load, the admin listing)."""
+        self._conn: RespConnection | None = None
+        """The writer's connection: one ``EVALSHA`` per batch, in order."""
+        self._sub: RespConnection | None = None
+        """The subscription: this node's inbox, the trace announcements, the topics wanted."""
+        self._subscribed: asyncio.Future[None] | None = None
+        """Resolved when Redis confirms this node's inbox on a new subscription connection."""
         self._tasks: list[asyncio.Task[None]] = []
         self._reader_error: str | None = None
         self._writer_error: str | None = None
@@ -213,6 +230,7 @@ class RedisBus(Bus):
         self._mail: MailHandler = NoMail()
         self._regs: dict[int, _Reg] = {}
         self._dirty: set[int] = set()             # registrations with writes to acknowledge
+        self._ack_timer: asyncio.TimerHandle | None = None
         self.sent = 0
         """Operations Redis acknowledged (publishes, posts, takes… including control wake-ups)."""
         self.batches = 0
@@ -229,15 +247,16 @@ class RedisBus(Bus):
             async with asyncio.timeout(CONNECT_TIMEOUT + COMMAND_TIMEOUT):
                 await client.ping()
                 self._sha = await client.script_load(LUA)
-            pubsub = client.pubsub()
-            await pubsub.subscribe(self._control, self._announce)
-            self._confirmed.clear()
-            for _ in range(2):  # the control and announcement channels' confirmations
-                await self._read_one(pubsub, timeout=CONNECT_TIMEOUT)
+                self._conn = await resp_connect(self._redis_url)
+                await self._subscribe_all()
         except _ERRORS as exc:
+            for conn in (self._conn, self._sub):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._sub = None
             await client.aclose()
             raise ConnectionError(f"cannot connect to the Redis bus {redact(self._url)}: {_describe(exc)}") from exc
-        self._client, self._pubsub = client, pubsub
+        self._client = client
         # The lease goes first: no registration of this node may exist before it is alive.
         self._enqueue(_Op(("L", self.name, str(int(self.lease * 1000))), done=self._renewed))
         self._enqueue(_Op(("P", self._announce, b"q\t" + self._node)))  # who follows what already?
@@ -245,11 +264,12 @@ class RedisBus(Bus):
         self._tasks = [loop.create_task(self._reader(), name="signalite-bus-reader"),
                        loop.create_task(self._writer(), name="signalite-bus-writer"),
                        loop.create_task(self._renewer(), name="signalite-bus-lease")]
-        if self._wanted:
-            self._wake()
 
     async def close(self) -> None:
         self._closing = True
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
         tasks, self._tasks = self._tasks, []
         for reg in self._regs.values():
             if reg.retry is not None:
@@ -258,15 +278,17 @@ class RedisBus(Bus):
             t.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=COMMAND_TIMEOUT)
-        pubsub, self._pubsub = self._pubsub, None
+        for conn in (self._conn, self._sub):
+            if conn is not None:
+                conn.close()
+        self._conn = self._sub = None
         client, self._client = self._client, None
-        for closing in (pubsub, client):
-            if closing is not None:
-                try:
-                    async with asyncio.timeout(COMMAND_TIMEOUT):
-                        await closing.aclose()
-                except _ERRORS:
-                    pass
+        if client is not None:
+            try:
+                async with asyncio.timeout(COMMAND_TIMEOUT):
+                    await client.aclose()
+            except _ERRORS:
+                pass
         self._handlers.clear()
         self._wanted.clear()
         self._confirmed.clear()
@@ -659,8 +681,15 @@ class RedisBus(Bus):
             self._take(reg)
 
     def _ack_later(self, reg: _Reg) -> None:
+        """Acknowledge ``reg``'s writes with the next batch, or in ACK_DELAY if none goes first."""
         if reg.token not in self._dirty:
             self._dirty.add(reg.token)
+            if self._ack_timer is None:
+                self._ack_timer = asyncio.get_running_loop().call_later(ACK_DELAY, self._ack_due)
+
+    def _ack_due(self) -> None:
+        self._ack_timer = None
+        if self._dirty:
             self._queued.set()
 
     def _notice(self, data: bytes) -> None:
@@ -742,16 +771,38 @@ class RedisBus(Bus):
         self._queued.set()
 
     def _wake(self) -> None:
-        """Have the reader reconcile subscriptions: a message on this node's control channel."""
-        if not self._wake_pending and self._client is not None:
-            self._wake_pending = True
-            self._enqueue(_Op(("P", self._control, b"")))
+        """Send the subscription changes asked for, now (the subscription connection is only
+        written to; Redis's confirmations come back through :meth:`_pushed`). While it is down they
+        wait: a new connection subscribes to everything wanted."""
+        sub = self._sub
+        if sub is None or not sub.open:
+            return
+        add, self._to_add = self._to_add, set()
+        remove, self._to_remove = self._to_remove, set()
+        if add:
+            sub.write(pack(("SUBSCRIBE", *add)))
+        if remove:
+            sub.write(pack(("UNSUBSCRIBE", *remove)))
+        self._check_synced()
 
     def _collect(self) -> list[_Op]:
         now = self._clock.now()
         batch: list[_Op] = []
+        if self._dirty:
+            # First in the batch: what they acknowledge is written already, and an operation that
+            # reads a list (a peek, another node's take after this one's) then sees it trimmed.
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
+                self._ack_timer = None
+            for token in self._dirty:
+                reg = self._regs.get(token)
+                if reg is not None and reg.written > reg.acked:
+                    reg.acked = reg.written
+                    batch.append(_Op(("A", reg.arn, reg.key, token, str(reg.written), "0")))
+            self._dirty.clear()
         queue = self._queue
-        while queue and len(batch) < MAX_BATCH:
+        limit = MAX_BATCH + len(batch)
+        while queue and len(batch) < limit:
             op = queue.popleft()
             if op.expires <= now:
                 self.dropped += 1
@@ -760,20 +811,11 @@ class RedisBus(Bus):
                     self._mail.outcome(arn, msg_type, EXPIRED, sender, recipient)
                 continue
             batch.append(op)
-        if self._dirty:
-            for token in self._dirty:
-                reg = self._regs.get(token)
-                if reg is not None and reg.written > reg.acked:
-                    reg.acked = reg.written
-                    batch.append(_Op(("A", reg.arn, reg.key, token, str(reg.written), "0")))
-            self._dirty.clear()
         if not queue:
             self._queued.clear()
         return batch
 
     async def _writer(self) -> None:
-        assert self._client is not None
-        client = self._client
         # `not self._closing`, not just cancellation: redis-py can swallow a CancelledError that
         # arrives while it returns its connection to the pool.
         while not self._closing:
@@ -785,7 +827,7 @@ class RedisBus(Bus):
             args: list[Any] = [self._prefix, self._node, self._batch, repr(self._clock.now())]
             for op in batch:
                 args.extend(op.fields)
-            result = await self._send(client, args)
+            result = await self._send(args)
             if result is None:
                 return  # closing
             self.batches += 1
@@ -798,25 +840,40 @@ class RedisBus(Bus):
                     except Exception:  # a callback's bug must not stop the writer
                         log.exception("Redis bus callback failed")
 
-    async def _send(self, client: aioredis.Redis, args: list[Any]) -> Any:
+    async def _send(self, args: list[Any]) -> Any:
         """EVALSHA the batch until Redis answers (the batch number makes a repeat harmless)."""
         attempt = 0
+        packed: bytes | None = None
         while not self._closing:
+            conn = self._conn
             try:
+                if conn is None or not conn.open:
+                    async with asyncio.timeout(CONNECT_TIMEOUT):
+                        conn = self._conn = await resp_connect(self._redis_url)
+                if packed is None:
+                    packed = pack(["EVALSHA", self._sha, 0, *args])
                 async with asyncio.timeout(COMMAND_TIMEOUT):  # not wait_for: on 3.11 it can swallow a cancel
-                    result = await client.evalsha(self._sha, 0, *args)
+                    result = await conn.call(packed)
+                if isinstance(result, hiredis.ReplyError):
+                    if not str(result).startswith("NOSCRIPT"):
+                        raise redis_errors.ResponseError(str(result))
+                    # Redis restarted or flushed its scripts: load it again, then send again.
+                    async with asyncio.timeout(COMMAND_TIMEOUT):
+                        sha = await conn.call(pack(("SCRIPT", "LOAD", LUA)))
+                    if isinstance(sha, bytes):
+                        self._sha, packed = sha.decode(), None
+                    continue
                 if self._writer_error is not None:
                     log.info("Redis bus writing again")
                 self._writer_error = None
                 return result
             except asyncio.CancelledError:
                 raise
-            except redis_errors.NoScriptError:  # Redis restarted or flushed its scripts
-                try:
-                    self._sha = await client.script_load(LUA)
-                except _ERRORS:
-                    pass
             except _ERRORS as exc:
+                if conn is not None and not isinstance(exc, redis_errors.ResponseError):
+                    conn.close()  # a reply may still be on its way: it must not answer the next call
+                    if self._conn is conn:
+                        self._conn = None
                 self._writer_error = f"Redis unreachable: {_describe(exc)}"
                 if attempt == 0:
                     log.warning("Redis bus write failed (%s); retrying", _describe(exc))
@@ -824,86 +881,105 @@ class RedisBus(Bus):
                 attempt += 1
         return None
 
+    async def _subscribe_all(self) -> None:
+        """A new subscription connection: this node's inbox, the announcements and every channel
+        wanted, in one SUBSCRIBE; returns once Redis confirmed the inbox (or raises)."""
+        self._confirmed.clear()
+        self._to_add.clear()
+        self._to_remove.clear()
+        subscribed = self._subscribed = asyncio.get_running_loop().create_future()
+        sub = await resp_connect(self._redis_url, self._pushed)
+        self._sub = sub
+        sub.write(pack(("SUBSCRIBE", self._control, self._announce, *self._wanted)))
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await asyncio.wait({subscribed, sub.closed}, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            sub.close()
+            raise
+        if not subscribed.done():
+            raise RespError("the Redis subscription connection closed before it was confirmed")
+
     async def _reader(self) -> None:
-        pubsub = self._pubsub
+        """Keep the subscription up. Its replies are handled as they arrive (:meth:`_pushed`);
+        this task only waits for the connection to break, then connects again with back-off and,
+        once Redis confirmed the new subscription, takes for every registration: pushes may have
+        been missed meanwhile."""
         attempt = 0
         while not self._closing:
-            try:
-                if self._to_add or self._to_remove:
-                    await self._reconcile(pubsub)
-                await self._read_one(pubsub, timeout=None)
-                if self._reader_error is not None:
-                    self._reader_error = None
-                    self._epoch += 1  # what others published meanwhile may be lost
-                    self._catch_up()  # notices may have been missed while it was down
+            sub = self._sub
+            if sub is not None:
+                exc = await sub.closed
+                if self._closing:
+                    return
+                self._sub = None
+                self._reader_error = _describe(exc) if exc is not None else "the subscription connection closed"
+                self._confirmed.clear()
+                log.warning("Redis bus subscription connection failed (%s); reconnecting", self._reader_error)
                 attempt = 0
+            await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+            attempt += 1
+            try:
+                await self._subscribe_all()
             except asyncio.CancelledError:
                 raise
-            except _ERRORS as exc:
+            except (TimeoutError, *_ERRORS) as exc:
                 self._reader_error = _describe(exc)
-                self._confirmed.clear()  # redis-py resubscribes on reconnect; confirmations will come
-                if attempt == 0:
-                    log.warning("Redis bus subscription connection failed (%s); reconnecting", self._reader_error)
-                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
-                attempt += 1
-            except Exception:  # never let the reader die on a malformed message
-                log.exception("Redis bus reader failed")
+                if self._sub is not None:
+                    self._sub.close()
+                    self._sub = None
+                continue
+            self._reader_error = None
+            self._epoch += 1  # what others published meanwhile may be lost
+            self._catch_up()  # notices may have been missed while it was down
 
-    async def _reconcile(self, pubsub: Any) -> None:
-        self._wake_pending = False
-        add, self._to_add = self._to_add, set()
-        remove, self._to_remove = self._to_remove, set()
-        if add:
-            await pubsub.subscribe(*add)
-        if remove:
-            await pubsub.unsubscribe(*remove)
-        self._check_synced()
+    def _pushed(self, reply: Any) -> None:
+        """One reply on the subscription connection: a message, or a (un)subscribe confirmation."""
+        try:
+            kind, channel = reply[0], reply[1]
+            if kind == b"message":
+                self._message(channel, reply[2])
+            elif kind == b"subscribe":
+                if channel == self._control:
+                    if self._subscribed is not None and not self._subscribed.done():
+                        self._subscribed.set_result(None)
+                elif channel != self._announce:
+                    self._confirmed.add(channel)
+                self._check_synced()
+            elif kind == b"unsubscribe":
+                self._confirmed.discard(channel)
+                self._check_synced()
+        except Exception:  # never let a malformed message break the connection's handling
+            log.exception("Redis bus reader failed")
 
-    async def _read_one(self, pubsub: Any, timeout: float | None) -> None:
-        message = await pubsub.get_message(timeout=timeout)
-        if message is None:
+    def _message(self, channel: bytes, data: bytes) -> None:
+        if channel == self._control:
+            if data:
+                self._notice(data)
             return
-        kind = message["type"]
-        channel = message["channel"]
-        if kind in (b"message", "message"):
-            data = message["data"]
-            if channel == self._control:
-                if data:
-                    self._notice(data)
-                return  # an empty one is a wake-up; _reconcile runs next
-            if channel == self._announce:
-                self._announced(data)
-                return
-            if channel.startswith(self._trace_prefix):
-                self._traced(channel, data)
-                return
-            sender = data[:_NODE_ID_LEN]
-            if sender == self._node:
-                return  # our own message, already delivered inline by publish()
-            # A node's sequence numbers only grow, in order, so a number not above the last is a
-            # repeat (a second line of defence: batches are applied once already).
-            seq = int(data[_NODE_ID_LEN:_HEADER_LEN], 16)
-            if seq <= self._last_seq.get(sender, 0):
-                return
-            if sender not in self._last_seq and len(self._last_seq) >= MAX_KNOWN_NODES:
-                del self._last_seq[next(iter(self._last_seq))]  # forget the oldest (long gone) node
-            self._last_seq[sender] = seq
-            topic = channel[len(self._topic_prefix):].decode()
-            if topic in self._handlers:
-                dispatch(self._handlers, topic, decode(data[_HEADER_LEN:]))
-        elif kind in (b"subscribe", "subscribe"):
-            if channel not in (self._control, self._announce):
-                self._confirmed.add(channel)
-            self._check_synced()
-        elif kind in (b"unsubscribe", "unsubscribe"):
-            self._confirmed.discard(channel)
-            if channel in self._wanted and channel not in pubsub.channels:
-                # Subscribed again while the UNSUBSCRIBE was in flight: ask again.
-                self._to_add.add(channel)
-            self._check_synced()
+        if channel == self._announce:
+            self._announced(data)
+            return
+        if channel.startswith(self._trace_prefix):
+            self._traced(channel, data)
+            return
+        sender = data[:_NODE_ID_LEN]
+        if sender == self._node:
+            return  # our own message, already delivered inline by publish()
+        # A node's sequence numbers only grow, in order, so a number not above the last is a
+        # repeat (a second line of defence: batches are applied once already).
+        seq = int(data[_NODE_ID_LEN:_HEADER_LEN], 16)
+        if seq <= self._last_seq.get(sender, 0):
+            return
+        if sender not in self._last_seq and len(self._last_seq) >= MAX_KNOWN_NODES:
+            del self._last_seq[next(iter(self._last_seq))]  # forget the oldest (long gone) node
+        self._last_seq[sender] = seq
+        topic = channel[len(self._topic_prefix):].decode()
+        if topic in self._handlers:
+            dispatch(self._handlers, topic, decode(data[_HEADER_LEN:]))
 
     def _check_synced(self) -> None:
-        if self._sync_waiters and self._is_synced() and not self._wake_pending:
+        if self._sync_waiters and self._is_synced():
             waiters, self._sync_waiters = self._sync_waiters, []
             for f in waiters:
                 if not f.done():
