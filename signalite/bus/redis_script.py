@@ -74,14 +74,27 @@ local function parse(e)
   return tonumber(s), ty, se, tonumber(ex)
 end
 local function holder(h) return string.match(h, '^([^\t]*)\t([^\t]*)\t([^\t]*)$') end
-local function extend(k, ms)
+local GT = (redis.REDIS_VERSION_NUM or 0) >= 0x070000  -- PEXPIRE ... GT (Redis 7)
+local function extend(k, ms, fresh)
+  if fresh then redis.call('PEXPIRE', k, ms) return end  -- a key just made has no TTL yet
+  -- One command when it lengthens the TTL (the usual case: each message expires after the last);
+  -- GT leaves a key without a TTL alone, and a longer TTL must stay: both checked the old way.
+  if GT and redis.call('PEXPIRE', k, ms, 'GT') == 1 then return end
   if redis.call('PTTL', k) < ms then redis.call('PEXPIRE', k, ms) end
 end
+local TRIM_CHUNK = 8
 local function trim(qk, upto)
+  -- Entries are in seq order: count those <= upto in the head, drop them with one LTRIM.
   while true do
-    local head = redis.call('LINDEX', qk, 0)
-    if not head or entry_seq(head) > upto then return end
-    redis.call('LPOP', qk)
+    local items = redis.call('LRANGE', qk, 0, TRIM_CHUNK - 1)
+    local n = 0
+    for _, e in ipairs(items) do
+      if entry_seq(e) > upto then break end
+      n = n + 1
+    end
+    if n == 0 then return end
+    redis.call('LTRIM', qk, n, -1)
+    if n < TRIM_CHUNK then return end
   end
 end
 local function notify(i, text) redis.call('PUBLISH', P .. 'n:' .. i, text) end
@@ -105,28 +118,29 @@ local function op_send(arn, key, typ, sender, exps, env)
       end
     end
   end
+  local empty = false
   while true do
     local head = redis.call('LINDEX', qk, 0)
-    if not head then break end
+    if not head then empty = true break end
     local _, ty, se, ex = parse(head)
     if ex > now then break end
     redis.call('LPOP', qk)
     out[#out + 1] = ty .. '\t' .. se
   end
-  local tail = redis.call('LINDEX', qk, -1)
   local prev = 0
-  if tail then prev = entry_seq(tail) end
+  if not empty then prev = entry_seq(redis.call('LINDEX', qk, -1)) end
   local seq = math.max(prev + 1, nowus)
   local entry = fmt(seq) .. '\t' .. typ .. '\t' .. sender .. '\t' .. exps .. '\t' .. env
-  if redis.call('RPUSH', qk, entry) > CAP then
+  local len = redis.call('RPUSH', qk, entry)
+  if len > CAP then
     local _, ty, se = parse(redis.call('LPOP', qk))
     out[#out + 1] = ty .. '\t' .. se
   end
   local ms = math.ceil((expires - now) * 1000) + 1000
-  extend(qk, ms)
+  extend(qk, ms, len == 1)
   local kk = P .. 'k:' .. arn
   redis.call('SADD', kk, key)
-  extend(kk, ms)
+  extend(kk, ms, false)
   if live then
     out[1] = 1
     notify(hi, 'm\t' .. ht .. '\t' .. fmt(prev) .. '\t' .. arn .. '\t' .. key .. '\t' .. entry)
@@ -189,11 +203,11 @@ local function op_take(arn, key, tok, ack, max)
   ack = tonumber(ack)
   max = tonumber(max)
   local pk = P .. 'p:' .. arn
-  local h = redis.call('HGET', pk, 'h:' .. key)
+  local ho = redis.call('HMGET', pk, 'h:' .. key, 'o:' .. key)
+  local h, o = ho[1], ho[2]
   if not h then return {'gone'} end
   local hi, ht = holder(h)
   if hi ~= inst or ht ~= tok then return {'gone'} end
-  local o = redis.call('HGET', pk, 'o:' .. key)
   if o then
     local oi = string.match(o, '^([^\t]*)')
     if oi ~= inst and alive(oi) then
@@ -222,9 +236,9 @@ local function op_ack(arn, key, tok, written, final)
   written = tonumber(written)
   local pk = P .. 'p:' .. arn
   local me = inst .. '\t' .. tok
-  local h = redis.call('HGET', pk, 'h:' .. key)
+  local ho = redis.call('HMGET', pk, 'h:' .. key, 'o:' .. key)
+  local h, o = ho[1], ho[2]
   local mine = h and string.sub(h, 1, #me + 1) == me .. '\t'
-  local o = redis.call('HGET', pk, 'o:' .. key)
   local pend = o and o == me
   if (mine or pend) and written > 0 then trim(qkey(arn, key), written) end
   if final == '1' then
