@@ -20,10 +20,14 @@ from typing import TextIO
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
+_JSON = json.JSONEncoder(default=str, separators=(",", ":"))
+"""One encoder for every line: ``json.dumps`` with options builds a new one per call."""
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": _iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -33,7 +37,19 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, separators=(",", ":"))
+        return _JSON.encode(line)
+
+    def direct(self, created: float, level: str, name: str, message: str, extra: dict[str, object]) -> str:
+        """What :meth:`format` gives a record with these fields, no arguments and no exception."""
+        line: dict[str, object] = {"ts": _iso(created), "level": level.lower(), "logger": name, "msg": message}
+        for key, value in extra.items():
+            if value is not None:
+                line[key] = value
+        return _JSON.encode(line)
+
+
+def _iso(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class TextFormatter(logging.Formatter):
@@ -46,10 +62,17 @@ class TextFormatter(logging.Formatter):
         self._stamp = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
-        second = int(record.created)
+        return self._time(record.created, record.msecs)
+
+    def _time(self, created: float, msecs: float) -> str:
+        second = int(created)
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
-        return f"{self._stamp},{int(record.msecs):03d}"
+        return f"{self._stamp},{int(msecs):03d}"
+
+    def direct(self, created: float, level: str, name: str, message: str, extra: dict[str, object]) -> str:
+        """What :meth:`format` gives a record with these fields, no arguments and no exception."""
+        return f"{self._time(created, int((created - int(created)) * 1000))} {level} {name}: {message}"
 
 
 class LoopBatchedHandler(logging.StreamHandler[TextIO]):
@@ -77,8 +100,11 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
         except Exception:
             self.handleError(record)
             return
+        self._enqueue(line, record.levelno)
+
+    def _enqueue(self, line: str, levelno: int) -> None:
         loop = None
-        if record.levelno < logging.WARNING:
+        if levelno < logging.WARNING:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -126,3 +152,54 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # aiohttp's own access log would repeat ours without the context; asyncio's debug chatter too.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+_DIRECT_FORMATTERS = (TextFormatter, JsonFormatter)
+
+
+class DirectLog:
+    """One logger's info lines, written straight to the server's own handler when nothing else
+    could see the record on the way — no handler or filter on the logger or its parents, the
+    root's one handler the server's :class:`LoopBatchedHandler` with its own formatter (tests'
+    ``caplog``, a library's or an embedding application's handler all make it take the usual
+    path) — as exactly the line the formatter would write.
+
+    The access log writes one line per request. Through :mod:`logging` that line cost ≈ 12 µs
+    of a ≈ 100 µs REST request (a LogRecord of ~20 attributes, the extra copied in, the handler
+    chain and the formatter); written directly, about a fifth of that. Whether the direct path
+    applies is looked at on every line (a few attribute reads), so a handler added at any time
+    sees every line after it."""
+
+    __slots__ = ("logger",)
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def _handler(self) -> LoopBatchedHandler | None:
+        logger: logging.Logger | None = self.logger
+        root = logging.root
+        while logger is not None and logger is not root:
+            if logger.handlers or logger.filters or not logger.propagate or logger.disabled:
+                return None
+            logger = logger.parent
+        if root.filters or len(root.handlers) != 1:
+            return None
+        handler = root.handlers[0]
+        if (type(handler) is not LoopBatchedHandler or handler.filters or handler.level > logging.INFO
+                or type(handler.formatter) not in _DIRECT_FORMATTERS):
+            return None
+        return handler
+
+    def info(self, message: str, extra: dict[str, object]) -> None:
+        """Log ``message`` (already formatted) at INFO with ``extra``, if INFO is enabled."""
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        handler = self._handler()
+        if handler is None:
+            logger.info("%s", message, extra=extra)
+            return
+        formatter = handler.formatter
+        assert isinstance(formatter, _DIRECT_FORMATTERS)
+        with handler.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            handler._enqueue(formatter.direct(time.time(), "INFO", logger.name, message, extra), logging.INFO)

@@ -30,6 +30,7 @@ from ..aws.wire import Wire, WireService
 from ..context import CLOCK, HUB, SETTINGS, STORE, Handler, OpContext
 from ..identity import actions
 from ..identity.authorize import AUTHORIZER, request_tags
+from ..logs import DirectLog
 from ..metrics import EdgeStats
 from . import answers
 from .auth import Authenticator
@@ -37,7 +38,8 @@ from .auth import Authenticator
 log = logging.getLogger("signalite.rest")
 SELF_AUTHORIZED = frozenset({"signalite-admin"})
 """Services whose operations authorize for themselves (the admin API: roots only)."""
-access_log = logging.getLogger("signalite.access")
+access_log = DirectLog(logging.getLogger("signalite.access"))
+"""One line per request (``DirectLog``: the line costs a fifth of what a LogRecord does)."""
 
 
 _SERVES = {
@@ -103,13 +105,13 @@ class RestEdge:
         response = await handling
         operation = request.get(OPERATION, _UNROUTED)
         self.stats.requests[operation, response.status] += 1
-        if access_log.isEnabledFor(logging.INFO):
+        if access_log.logger.isEnabledFor(logging.INFO):
             request_id = response.headers.get("x-amzn-RequestId", "")
             ms = (perf_counter() - start) * 1000
-            access_log.info("%s %s %d %.1f ms", request.method, operation, response.status, ms,
-                            extra={"request_id": request_id, "operation": operation, "status": response.status,
-                                   "account": request.get(ACCOUNT), "duration_ms": round(ms, 3),
-                                   "remote": request.remote})
+            status = response.status
+            access_log.info(f"{request.method} {operation} {status} {ms:.1f} ms",
+                            {"request_id": request_id, "operation": operation, "status": status,
+                             "account": request.get(ACCOUNT), "duration_ms": round(ms, 3), "remote": request.remote})
         return response
 
     def _unrouted(self, request: web.Request, request_id: str) -> web.Response:

@@ -94,3 +94,69 @@ def test_json_lines_keep_their_context():
                                     "created": 1.5, "request_id": "r-1", "account": None})
     line = json.loads(JsonFormatter().format(record))
     assert line["msg"] == "x y" and line["request_id"] == "r-1" and "account" not in line
+
+
+EXTRA = {"request_id": "r-1", "operation": "GetSignalingChannelEndpoint", "status": 200, "account": None,
+         "duration_ms": 0.42, "remote": "127.0.0.1"}
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter, JsonFormatter])
+def test_a_direct_line_is_exactly_what_the_formatter_makes_of_the_record(formatter):
+    fmt = formatter()
+    for created in (1_700_000_000.0, 1_700_000_000.0009, 1_700_000_000.9996, 1_700_000_001.5):
+        record = logging.LogRecord("signalite.access", logging.INFO, "", 0, "%s", ("POST Op 200 1.0 ms",), None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        record.__dict__.update(EXTRA)
+        assert fmt.direct(created, "INFO", "signalite.access", "POST Op 200 1.0 ms", EXTRA) == fmt.format(record)
+
+
+@pytest.fixture
+def server_logging():
+    """The server's configuration (logs.configure) on a captured stream; restored afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = CountingStream()
+    handler = LoopBatchedHandler(stream)
+    handler.setFormatter(TextFormatter())
+    root.setLevel(logging.INFO)
+
+    def only_ours() -> CountingStream:  # in the test's body: pytest adds its own capture handlers per phase
+        root.handlers[:] = [handler]
+        return stream
+
+    yield only_ours
+    root.handlers[:], _ = saved
+    root.setLevel(saved[1])
+
+
+def test_the_access_log_takes_the_direct_path_only_when_no_one_else_would_see_the_record(server_logging,
+                                                                                         monkeypatch):
+    from signalite.logs import DirectLog
+
+    server_logging = server_logging()
+    access = DirectLog(logging.getLogger("signalite.access"))
+    made: list[logging.LogRecord] = []
+    real = logging.Logger.makeRecord
+    monkeypatch.setattr(logging.Logger, "makeRecord", lambda self, *a, **k: made.append(real(self, *a, **k)) or made[-1])
+    access.info("POST Op 200 1.0 ms", EXTRA)
+    assert made == [] and server_logging.getvalue().endswith(" INFO signalite.access: POST Op 200 1.0 ms\n")
+
+    seen: list[logging.LogRecord] = []
+    other = logging.Handler()
+    other.emit = seen.append  # type: ignore[method-assign]
+    for attach in (logging.getLogger(), logging.getLogger("signalite"), logging.getLogger("signalite.access")):
+        attach.addHandler(other)
+        try:
+            access.info("POST Op 200 2.0 ms", EXTRA)
+        finally:
+            attach.removeHandler(other)
+        assert seen[-1].getMessage() == "POST Op 200 2.0 ms" and seen[-1].request_id == "r-1"  # type: ignore[attr-defined]
+    assert len(made) == 3
+    assert server_logging.getvalue().count("POST Op 200 2.0 ms") == 3  # the server's handler still writes it
+
+    logging.getLogger("signalite.access").setLevel(logging.WARNING)
+    try:
+        access.info("POST Op 200 3.0 ms", EXTRA)
+    finally:
+        logging.getLogger("signalite.access").setLevel(logging.NOTSET)
+    assert "3.0 ms" not in server_logging.getvalue()
