@@ -33,10 +33,14 @@ class PrivateRedis:
         self.port, self.tls_port = free_port(), free_port()
         self.socket = tmp / "redis.sock"
         self.tls = ensure_local_tls(tmp, ["localhost"])
+        self.start()
+
+    def start(self) -> None:
+        self.socket.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(tmp), "--requirepass", PASSWORD, "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-             "--tls-port", str(self.tls_port), "--tls-cert-file", str(self.tls.cert),
+             "--dir", str(self.dir), "--requirepass", PASSWORD, "--unixsocket", str(self.socket),
+             "--unixsocketperm", "700", "--tls-port", str(self.tls_port), "--tls-cert-file", str(self.tls.cert),
              "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -110,3 +114,69 @@ async def test_a_bus_that_cannot_authenticate_or_trust_redis_refuses_to_open(pri
     with pytest.raises(ConnectionError):
         await bus.open()
     await bus.close()
+
+
+async def _eventually(check, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_the_bus_reloads_its_script_after_redis_forgot_it(private_redis: PrivateRedis):
+    import redis.asyncio as aioredis
+
+    url = _urls(private_redis)["password, database 3"]
+    bus = RedisBus(url)
+    await bus.open()
+    direct = aioredis.Redis.from_url(parse_url(url)[0])
+    try:
+        await direct.script_flush()  # what a restarted Redis (or an operator) does to scripts
+        arn = f"arn:aws:kinesisvideo:us-west-2:111122223333:channel/flush-{time.monotonic_ns()}/1"
+        bus.post(arn, Envelope("msg", "v1", "ICE_CANDIDATE", "m", '{"n":1}', time.time() + 60))
+        assert [e.frame for e in await bus.retained(arn, "v1")] == ['{"n":1}']
+        assert bus.available
+    finally:
+        await direct.aclose()
+        await bus.close()
+
+
+async def test_the_bus_comes_back_by_itself_after_redis_restarts(private_redis: PrivateRedis):
+    """Both of the bus's own connections break; the writer sends again on a new one (the script
+    loaded again: a restarted Redis has none), the subscription subscribes again and then takes
+    for its registrations. Runs last in this module: it restarts the module's server."""
+    url = _urls(private_redis)["password, database 3"]
+    a, b = RedisBus(url, name="a"), RedisBus(url, name="b")
+    await a.open()
+    await b.open()
+    heard: list[Message] = []
+    b.subscribe("topic", lambda _topic, message: heard.append(message))
+    await b.synced()
+    try:
+        private_redis.stop()
+        private_redis.start()  # the same ports, nothing kept
+        arn = f"arn:aws:kinesisvideo:us-west-2:111122223333:channel/restart-{time.monotonic_ns()}/1"
+        a.post(arn, Envelope("msg", "v1", "ICE_CANDIDATE", "m", '{"n":1}', time.time() + 60))
+
+        async def kept() -> bool:
+            try:
+                return [e.frame for e in await a.retained(arn, "v1")] == ['{"n":1}']
+            except ConnectionError:
+                return False
+
+        await _eventually(kept, "the post made after the restart")
+        async def available() -> bool:
+            return a.available and b.available
+
+        await _eventually(available, "both buses available")
+
+        async def carried() -> bool:
+            a.publish("topic", Envelope("msg", "x", "ICE_CANDIDATE", "m", '{"n":2}', time.time() + 60))
+            await asyncio.sleep(0.1)
+            return any(getattr(e, "frame", None) == '{"n":2}' for e in heard)
+
+        await _eventually(carried, "a publish reaching the other node's new subscription")
+    finally:
+        await a.close()
+        await b.close()
