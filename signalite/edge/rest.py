@@ -60,9 +60,9 @@ def _is_json_content_type(value: str) -> bool:
                      "binary/octet-stream", "text/plain", "") or media.endswith("+json")
 
 
-OPERATION = "signalite.operation"
+OPERATION = web.RequestKey("signalite.operation", str)
 """Request key: the operation name the edge routed the request to (for the access log)."""
-ACCOUNT = "signalite.account"
+ACCOUNT = web.RequestKey("signalite.account", str)
 """Request key: the account of the authenticated principal."""
 _UNROUTED = "unknown"
 
