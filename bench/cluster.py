@@ -5,12 +5,16 @@
     .venv/bin/python -m bench.cluster presence  # seconds from kill -9 to the dead node's presence being gone
 
 Servers are real ``signalite serve`` processes (tests/support/server.py) with ``--quotas relaxed``
-on the PostgreSQL and Redis of ``.test-env``. ``latency``: ``--pairs`` master+viewer pairs, open
-loop at ``--rate`` messages per second in all (half each direction) for ``--seconds``, one-way
-latency = receive − send (``time.monotonic_ns`` in the one client process, the stamp in the
-payload); Redis operations per relayed message from ``INFO commandstats`` around the cluster
-runs. The client is python ``websockets`` in one process: its CPU is printed (≥ 0.9 makes a figure
-a lower bound). Nothing here asserts a time.
+on the PostgreSQL and Redis of ``.test-env``. ``latency``: three sets of ``--pairs``
+master+viewer pairs, open side by side for the whole launch — on one embedded server, on one
+node of a two-node cluster, and split across the two nodes — driven in turn in ``--slice``-second
+slices (rotating order, ``--warmup`` before each), each at an open loop of ``--rate`` messages per
+second in all (half each direction), ``--seconds`` per set and run; one-way latency = receive −
+send (``time.monotonic_ns`` in the one client process, the stamp in the payload); the servers'
+CPU (``/proc``) and Redis's (``INFO cpu``) per relayed message, and Redis operations per relayed
+message from ``INFO commandstats``, over the measured slices. The client is python
+``websockets`` in one process: its CPU is printed (≥ 0.9 makes a figure a lower bound). Nothing
+here asserts a time.
 """
 
 from __future__ import annotations
@@ -106,95 +110,126 @@ async def redis_stats() -> dict[str, int]:
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
 
 
-async def relay(masters_on: list[Server], viewers_on: list[Server], pairs: int, rate: float, seconds: float,
-                with_redis: bool = False) -> dict[str, Any]:
-    """``pairs`` channels, master on masters_on[i % n], viewer on viewers_on[i % n]; with the
-    CPU the servers (and, ``with_redis``, Redis) spent per relayed message while measuring."""
-    servers = list({id(s): s for s in (*masters_on, *viewers_on)}.values())
-    kv = masters_on[0].boto()
-    stamp = time.monotonic_ns()
-    arns = [kv.create_signaling_channel(ChannelName=f"b{stamp}-{i}")["ChannelARN"] for i in range(pairs)]
-    lat: list[int] = []
-    conns = []
-    for i, arn in enumerate(arns):
-        m = await connect(masters_on[i % len(masters_on)], arn)
-        v = await connect(viewers_on[i % len(viewers_on)], arn, "v")
-        conns.append((m, v))
-    measuring = False
+class Pairs:
+    """``pairs`` channels with a master on ``masters_on[i % n]`` and its viewer on
+    ``viewers_on[i % n]``, open for the whole launch; :meth:`drive` sends through them."""
 
-    async def reader(peer: Any) -> None:
+    def __init__(self, name: str, masters_on: list[Server], viewers_on: list[Server], with_redis: bool) -> None:
+        self.name, self.masters_on, self.viewers_on, self.with_redis = name, masters_on, viewers_on, with_redis
+        self.servers = list({id(s): s for s in (*masters_on, *viewers_on)}.values())
+        self.conns: list[tuple[Any, Any]] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.sink: list[int] | None = None
+        """Where arriving messages' latencies go (None: not measuring)."""
+        self.sent = 0
+
+    async def open(self, pairs: int) -> "Pairs":
+        kv = self.masters_on[0].boto()
+        stamp = time.monotonic_ns()
+        for i in range(pairs):
+            arn = kv.create_signaling_channel(ChannelName=f"b{stamp}-{self.name}-{i}")["ChannelARN"]
+            m = await connect(self.masters_on[i % len(self.masters_on)], arn)
+            v = await connect(self.viewers_on[i % len(self.viewers_on)], arn, "v")
+            self.conns.append((m, v))
+        self.tasks = [asyncio.create_task(self._reader(p)) for pair in self.conns for p in pair]
+        return self
+
+    async def _reader(self, peer: Any) -> None:
         async for raw in peer.ws:
-            frame = json.loads(raw)
-            sent = int(base64.b64decode(frame["messagePayload"]))
-            if measuring:
-                lat.append(time.monotonic_ns() - sent)
+            sent = int(base64.b64decode(json.loads(raw)["messagePayload"]))
+            if self.sink is not None:
+                self.sink.append(time.monotonic_ns() - sent)
 
-    tasks = [asyncio.create_task(reader(p)) for pair in conns for p in pair]
-    interval = 1 / rate
-    total = 0
-    c0, s0, r0 = cpu(), 0.0, 0.0
-    start = time.monotonic()
-    warm = start + 0.5
-    end = warm + seconds
-    i = 0
-    while (now := time.monotonic()) < end:
-        if not measuring and now >= warm:
-            measuring = True
-            c0, sent0 = cpu(), total
-            s0 = servers_cpu(servers)
-            r0 = await redis_cpu() if with_redis else 0.0
-        due = int((now - start) / interval)
-        while total < due:
-            m, v = conns[i % pairs]
-            payload = base64.b64encode(str(time.monotonic_ns()).encode()).decode()
-            if i % 2:
-                await m.send("ICE_CANDIDATE", payload, recipient="v")
-            else:
-                await v.send("ICE_CANDIDATE", payload)
-            total += 1
-            i += 1
-        await asyncio.sleep(0.001)
-    client_cpu = (cpu() - c0) / seconds
-    offered = (total - sent0) / seconds
-    await asyncio.sleep(0.5)  # what is still in flight arrives (and is counted: its CPU is too)
-    server_cpu = servers_cpu(servers) - s0
-    redis_used = (await redis_cpu() - r0) if with_redis else 0.0
-    for t in tasks:
-        t.cancel()
-    for m, v in conns:
-        await m.close()
-        await v.close()
-    lat.sort()
-    return {"offered_msg_s": round(offered), "received": len(lat), "p50_ms": round(percentile(lat, 0.5), 3),
-            "p99_ms": round(percentile(lat, 0.99), 3), "p999_ms": round(percentile(lat, 0.999), 3),
-            "client_cpu": round(client_cpu, 2),
-            "server_cpu_us_per_msg": round(server_cpu / max(1, len(lat)) * 1e6, 1),
-            **({"redis_cpu_us_per_msg": round(redis_used / max(1, len(lat)) * 1e6, 1)} if with_redis else {})}
+    async def _send(self, rate: float, seconds: float) -> int:
+        """Open loop at ``rate`` for ``seconds``, half each direction, round robin; how many sent."""
+        total, start = 0, time.monotonic()
+        while (now := time.monotonic()) - start < seconds:
+            due = int((now - start) * rate)
+            while total < due:
+                m, v = self.conns[self.sent % len(self.conns)]
+                payload = base64.b64encode(str(time.monotonic_ns()).encode()).decode()
+                if self.sent % 2:
+                    await m.send("ICE_CANDIDATE", payload, recipient="v")
+                else:
+                    await v.send("ICE_CANDIDATE", payload)
+                total += 1
+                self.sent += 1
+            await asyncio.sleep(0.001)
+        return total
+
+    async def drive(self, rate: float, seconds: float, warmup: float, into: dict[str, Any]) -> None:
+        """One slice: ``warmup`` unmeasured, ``seconds`` measured (latencies, the client's, the
+        servers' and Redis's CPU), then a pause for what is in flight, added to ``into``."""
+        await self._send(rate, warmup)
+        lat: list[int] = into.setdefault("lat", [])
+        c0, s0 = cpu(), servers_cpu(self.servers)
+        r0 = await redis_cpu() if self.with_redis else 0.0
+        self.sink = lat
+        sent = await self._send(rate, seconds)
+        client = cpu() - c0
+        await asyncio.sleep(0.3)  # what is still in flight arrives (and is counted: its CPU is too)
+        self.sink = None
+        into["sent"] = into.get("sent", 0) + sent
+        into["seconds"] = into.get("seconds", 0.0) + seconds
+        into["client_cpu"] = into.get("client_cpu", 0.0) + client
+        into["server_cpu"] = into.get("server_cpu", 0.0) + servers_cpu(self.servers) - s0
+        if self.with_redis:
+            into["redis_cpu"] = into.get("redis_cpu", 0.0) + await redis_cpu() - r0
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for m, v in self.conns:
+            await m.close()
+            await v.close()
+
+
+def summary(acc: dict[str, Any]) -> dict[str, Any]:
+    lat = sorted(acc.get("lat", []))
+    n = max(1, len(lat))
+    out = {"offered_msg_s": round(acc["sent"] / acc["seconds"]), "received": len(lat),
+           "p50_ms": round(percentile(lat, 0.5), 3), "p99_ms": round(percentile(lat, 0.99), 3),
+           "p999_ms": round(percentile(lat, 0.999), 3), "client_cpu": round(acc["client_cpu"] / acc["seconds"], 2),
+           "server_cpu_us_per_msg": round(acc["server_cpu"] / n * 1e6, 1)}
+    if "redis_cpu" in acc:
+        out["redis_cpu_us_per_msg"] = round(acc["redis_cpu"] / n * 1e6, 1)
+    for key in ("redis_evalsha", "redis_calls"):
+        if key in acc:
+            out[key + ("_per_msg" if key == "redis_calls" else "")] = (
+                round(acc[key] / n, 3) if key == "redis_calls" else acc[key])
+    return out
 
 
 async def bench_latency(args: argparse.Namespace, tmp: Path) -> None:
+    """The three configurations open side by side for the whole launch and driven in turn, in
+    short slices whose order rotates, so that each sees the same host: on a VM whose scheduler
+    stalls every process for 10-20 ms every few seconds, a configuration measured alone for a
+    few seconds gets or misses a stall by chance, and its p99 with it."""
     single = Server(data_dir=tmp / "single", args=["--quotas", "relaxed", "--log-level", "warning"]).start()
     nodes = cluster(2, tmp, f"lat{os.getpid()}")
+    sets: list[Pairs] = []
     try:
-        results: dict[str, list[dict[str, Any]]] = {"embedded": [], "cluster_same_node": [], "cluster_cross_node": []}
-        ops: list[float] = []
+        sets = [await Pairs("embedded", [single], [single], False).open(args.pairs),
+                await Pairs("cluster_same_node", [nodes[0]], [nodes[0]], True).open(args.pairs),
+                await Pairs("cluster_cross_node", [nodes[0]], [nodes[1]], True).open(args.pairs)]
+        results: dict[str, list[dict[str, Any]]] = {p.name: [] for p in sets}
+        slices = max(1, round(args.seconds / args.slice))
         for run in range(args.runs):
-            for name in (["embedded", "cluster_same_node", "cluster_cross_node"] if run % 2 == 0
-                         else ["cluster_cross_node", "cluster_same_node", "embedded"]):
-                if name == "embedded":
-                    results[name].append(await relay([single], [single], args.pairs, args.rate, args.seconds))
-                    continue
-                before = await redis_stats()
-                r = await relay([nodes[0]], [nodes[0] if name == "cluster_same_node" else nodes[1]],
-                                args.pairs, args.rate, args.seconds, with_redis=True)
-                after = await redis_stats()
-                calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-                r["redis_evalsha"] = calls.get("evalsha", 0)
-                r["redis_calls_per_msg"] = round(sum(v for k, v in calls.items() if k not in ("info",)) /
-                                                 max(1, r["received"]), 3)
-                if name == "cluster_cross_node":
-                    ops.append(r["redis_calls_per_msg"])
-                results[name].append(r)
+            acc: dict[str, dict[str, Any]] = {p.name: {} for p in sets}
+            for k in range(slices):
+                shift = (run * slices + k) % len(sets)
+                for p in sets[shift:] + sets[:shift]:
+                    before = await redis_stats() if p.with_redis else {}
+                    await p.drive(args.rate, args.seconds / slices, args.warmup, acc[p.name])
+                    if p.with_redis:
+                        after = await redis_stats()
+                        calls = {key: after.get(key, 0) - before.get(key, 0) for key in after}
+                        a = acc[p.name]
+                        a["redis_evalsha"] = a.get("redis_evalsha", 0) + calls.get("evalsha", 0)
+                        a["redis_calls"] = a.get("redis_calls", 0) + sum(v for key, v in calls.items()
+                                                                          if key not in ("info",))
+            for p in sets:
+                results[p.name].append(summary(acc[p.name]))
         for name, rs in results.items():
             print(name, json.dumps(rs))
             for key in ("p50_ms", "p99_ms", "p999_ms", "server_cpu_us_per_msg", "redis_cpu_us_per_msg",
@@ -204,6 +239,8 @@ async def bench_latency(args: argparse.Namespace, tmp: Path) -> None:
                 values = sorted(r[key] for r in rs)
                 print(f"  median {key}: {values[len(values) // 2]}")
     finally:
+        for p in sets:
+            await p.close()
         single.stop()
         for n in nodes:
             n.stop()
@@ -316,7 +353,10 @@ def main() -> None:
     parser.add_argument("what", choices=("latency", "kill", "presence"))
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--rate", type=float, default=5000)
-    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--seconds", type=float, default=4, help="measured seconds per configuration and run")
+    parser.add_argument("--slice", type=float, default=0.5,
+                        help="latency: the configurations take turns in slices this long (measured part)")
+    parser.add_argument("--warmup", type=float, default=0.1, help="latency: unmeasured seconds before each slice")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--viewers", type=int, default=20)
