@@ -107,6 +107,11 @@ RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 DEFAULT_PREFIX = "signalite:"
 TRACE_TTL = 10.0
 """Seconds another node's follow of a channel lasts unless renewed (it is renewed with the lease)."""
+ECHO_WAIT = 5.0
+"""Seconds the subscription may take to bring back this node's own echo (published with every
+lease renewal) once Redis applied it, before it is taken for dead and connected again: a
+connection that a NAT, firewall or load balancer dropped without a FIN or RST never fails by
+itself, and a node would go on without its inbox (pushes, takeovers) until TCP gave up."""
 FOLLOW_WAIT = 2.0
 """Seconds :meth:`RedisBus.follow` waits for the other nodes to say they know."""
 _NODE_ID_LEN = 16
@@ -218,6 +223,10 @@ class RedisBus(Bus):
         """The subscription: this node's inbox, the trace announcements, the topics wanted."""
         self._subscribed: asyncio.Future[None] | None = None
         """Resolved when Redis confirms this node's inbox on a new subscription connection."""
+        self._echo_sent = 0
+        self._echo_seen = 0
+        self._echo_applied: tuple[int, float] | None = None
+        """The newest echo Redis applied, and when (the loop's clock), not yet seen come back."""
         self._tasks: list[asyncio.Task[None]] = []
         self._reader_error: str | None = None
         self._writer_error: str | None = None
@@ -719,6 +728,8 @@ class RedisBus(Bus):
             reg = self._regs.get(int(data.split(b"\t", 2)[1]))
             if reg is not None and reg.state == WAITING:
                 self._take(reg)
+        elif kind == b"e":  # this node's own echo (see _echo)
+            self._echo_seen = max(self._echo_seen, int(data[2:]))
         elif kind == b"t":  # a node knows that this one follows the channel
             arn = data[2:].decode()
             if arn in self._following:
@@ -742,6 +753,33 @@ class RedisBus(Bus):
             self._enqueue(_Op(("L", self.name, str(int(self.lease * 1000))), done=self._renewed))
             self._enqueue(_Op(("X",)))
             self._renew_follows()
+            self._echo()
+
+    def _echo(self) -> None:
+        """Check that the subscription still brings back what Redis publishes to this node, and
+        publish the next echo: a subscription that has not returned an echo ``ECHO_WAIT`` after
+        Redis applied it is closed, and the reader connects again (and takes for everything)."""
+        sub = self._sub
+        if sub is None or not sub.open:
+            return
+        applied = self._echo_applied
+        now = asyncio.get_running_loop().time()
+        if applied is not None and applied[0] > self._echo_seen and now - applied[1] > ECHO_WAIT:
+            log.warning("the Redis subscription brought no echo back for %.0f s; connecting it again",
+                        now - applied[1])
+            self._echo_applied = None
+            sub.close()
+            return
+        if applied is not None and applied[0] > self._echo_seen:
+            return  # the last one is still on its way
+        self._echo_sent += 1
+        n = self._echo_sent
+
+        def done(result: Any) -> None:
+            if result is not None and self._sub is sub:
+                self._echo_applied = (n, asyncio.get_running_loop().time())
+
+        self._enqueue(_Op(("P", self._control, b"e\t%d" % n), done=done))
 
     def _renewed(self, result: Any) -> None:
         if result == 0 and self._regs:  # this node was taken for dead (cut off): check what it holds
@@ -887,8 +925,10 @@ class RedisBus(Bus):
         self._confirmed.clear()
         self._to_add.clear()
         self._to_remove.clear()
+        self._echo_applied, self._echo_seen = None, self._echo_sent  # echoes on the old one do not count
         subscribed = self._subscribed = asyncio.get_running_loop().create_future()
-        sub = await resp_connect(self._redis_url, self._pushed)
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            sub = await resp_connect(self._redis_url, self._pushed)
         self._sub = sub
         sub.write(pack(("SUBSCRIBE", self._control, self._announce, *self._wanted)))
         try:

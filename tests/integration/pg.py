@@ -93,7 +93,9 @@ class TcpProxy:
     """A TCP relay ``127.0.0.1:port`` → target, in threads. ``stop()`` cuts every connection and
     refuses new ones; ``start()`` listens again on the same port; ``freeze()`` keeps sockets open
     but relays nothing (a database that stopped answering); ``hold_replies()`` relays requests
-    but holds the server's answers (a reply lost after the request took effect)."""
+    but holds the server's answers (a reply lost after the request took effect); ``abandon()``
+    makes the connections open now relay nothing ever again, without closing them, while new
+    ones work (a NAT or load balancer that dropped their state silently)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -105,6 +107,8 @@ class TcpProxy:
         self._flowing.set()
         self._replies = threading.Event()
         self._replies.set()
+        self._live: set[threading.Event] = set()
+        self._abandoned: list[threading.Event] = []
 
     def __enter__(self) -> "TcpProxy":
         return self.start()
@@ -129,8 +133,11 @@ class TcpProxy:
             _close(listener)
         with self._lock:
             sockets, self._sockets = self._sockets, set()
+            abandoned, self._abandoned = self._abandoned, []
         for s in sockets:
             _close(s)
+        for gate in abandoned:
+            gate.set()  # their pumps find the sockets closed and end
 
     def freeze(self) -> None:
         self._flowing.clear()
@@ -141,6 +148,13 @@ class TcpProxy:
 
     def hold_replies(self) -> None:
         self._replies.clear()
+
+    def abandon(self) -> None:
+        with self._lock:
+            gates, self._live = self._live, set()
+            self._abandoned.extend(gates)
+        for gate in gates:
+            gate.clear()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -160,8 +174,11 @@ class TcpProxy:
                     _close(upstream)
                     return
                 self._sockets.update((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream, ()), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, (self._replies,)), daemon=True).start()
+                gate = threading.Event()
+                gate.set()
+                self._live.add(gate)
+            threading.Thread(target=self._pump, args=(client, upstream, (gate,)), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, (gate, self._replies)), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, gates: tuple[threading.Event, ...]) -> None:
         try:

@@ -416,6 +416,38 @@ async def test_outage_publish_never_raises_ping_reports_and_delivery_resumes(red
         await b.close()
 
 
+async def test_a_subscription_dropped_silently_on_the_way_is_noticed_and_connected_again(redis_url, redis_proxy):
+    """A NAT, firewall or load balancer between a node and Redis forgets the node's connections
+    without a FIN or RST: nothing ever fails on the subscription by itself. The writer's batch
+    times out and it connects again; the subscription is taken for dead when the node's own echo
+    does not come back (ECHO_WAIT), and connected again, with a new feed epoch."""
+    from signalite.bus.redis import COMMAND_TIMEOUT, ECHO_WAIT
+
+    a, b = open_bus(via(redis_proxy, redis_url) + "&lease=0.6"), open_bus(redis_url)  # a echoes every 0.2 s
+    await a.open()
+    await b.open()
+    try:
+        t, ra = topic(), Recorder()
+        a.subscribe(t, ra)
+        await synced(a)
+        b.publish(t, env(1))
+        await ra.wait(1)
+        epoch = a.feed_epoch(t)
+        redis_proxy.abandon()
+        deadline = time.monotonic() + COMMAND_TIMEOUT + ECHO_WAIT + 15
+        i = 1
+        while len(ra.got) < 2:  # what b publishes while a's subscription is gone is not kept: keep publishing
+            assert time.monotonic() < deadline, "the silently dropped subscription was never replaced"
+            i += 1
+            b.publish(t, env(i))
+            await asyncio.sleep(0.2)
+        assert a.feed_epoch(t) not in (None, epoch)  # consumers learn that they may have missed some
+        assert a.available
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_expired_envelopes_are_not_sent_after_an_outage(redis_url, redis_proxy):
     a, b = open_bus(via(redis_proxy, redis_url)), open_bus(redis_url)
     await a.open()
