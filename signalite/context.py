@@ -82,9 +82,11 @@ class VirtualPeers(Protocol):
         """Connect a socket-less viewer to ``channel``; ``LookupError`` if it was deleted."""
         ...
 
-    async def post_to_claim(self, channel: Resource, key: str, message_type: str, sender: str) -> bool:
-        """Send a ``message_type`` frame from ``sender`` to the virtual viewer that claimed ``key``
-        of ``channel`` (:meth:`VirtualViewer.claim`), on whatever node; False when none holds it."""
+    async def post_to_claim(self, channel: Resource, key: str, message_type: str, sender: str,
+                            payload: str = "") -> bool:
+        """Send a ``message_type`` frame from ``sender`` (with ``payload``) to the virtual viewer
+        that claimed ``key`` of ``channel`` (:meth:`VirtualViewer.claim`), on whatever node; False
+        when none holds it."""
         ...
 
 

@@ -70,7 +70,21 @@ CLAIM_KEY = "#storage"
 """The reserved recipient key each session's seat claims in its channel (no client id can be it:
 client ids are ``[a-zA-Z0-9_.-]``); the registry's takeover rule keeps one session per channel."""
 VIEWER_REQUEST = REQUEST_PREFIX + "STORAGE_VIEWER"
-"""A JoinStorageSessionAsViewer answered by another node: take the sender into the session."""
+"""A JoinStorageSessionAsViewer answered by another node: take the sender into the session. Its
+payload, when not empty, is the claim key (:data:`ASK_PREFIX`…) to post the verdict to."""
+VIEWER_VERDICT = REQUEST_PREFIX + "STORAGE_VERDICT"
+"""The session's answer to a :data:`VIEWER_REQUEST`, posted to the asking node's claim key; its
+sender field is the verdict: :data:`JOINED`, :data:`FULL` or :data:`STOPPING`."""
+JOINED, FULL, STOPPING = "joined", "full", "stopping"
+ASK_PREFIX = "#ask-"
+"""Reserved keys (no client id can start with ``#``) that a node claims for one question."""
+ASKER_PREFIX = "signalite-ask-"
+"""The client id of the seat that asks (this prefix and 16 hex digits), for its life of one
+question; not a storage peer's (:data:`CLIENT_ID_PREFIX`)."""
+ASK_TIMEOUT = 3.0
+"""Seconds a JoinStorageSessionAsViewer on a node without the session waits for the verdict of
+the node that runs it; without one in time it answers as if the viewer joined (the session
+applies the limit anyway, and the viewer gets no offer when it is refused)."""
 
 JOIN_HERE, START_HERE, ASK_CLUSTER = "join here", "start here", "ask the cluster"
 
@@ -147,6 +161,8 @@ class StorageSessions:
         self._sweeping = False
         self._sweep: asyncio.Task[None] | None = None
         self._peer_import: asyncio.Future[Any] | None = None
+        self._answers: set[asyncio.Task[bool]] = set()
+        """Verdicts on their way to the nodes that asked (kept referenced until sent)."""
         self._closing = False
 
     # --- sessions -------------------------------------------------------------------------------
@@ -175,11 +191,45 @@ class StorageSessions:
         if self._closing or not accepting(self.hub):
             raise RuntimeError("the server is shutting down")
         if viewer_route(self._sessions.get(channel.arn), stream_arn) == ASK_CLUSTER:
-            if await post_request(self.hub, channel, CLAIM_KEY, VIEWER_REQUEST, client_id):
-                log.info("storage: viewer %s of channel %s sent to the node that runs its session", client_id,
-                         channel.arn)
+            posted, verdict = await self._ask_cluster(channel, client_id)
+            if posted:
+                if verdict == FULL:
+                    raise TooManyViewers(client_id)
+                log.info("storage: viewer %s of channel %s sent to the node that runs its session (%s)", client_id,
+                         channel.arn, verdict or "no verdict in time")
                 return None
         return self._join_here(channel, stream_arn, client_id)
+
+    async def _ask_cluster(self, channel: Resource, client_id: str) -> tuple[bool, str | None]:
+        """Post ``client_id``'s join to the node whose session holds the channel's claim and wait
+        for its verdict: whether it was posted (a session holds the claim), and the verdict
+        (None: none came within ASK_TIMEOUT, or this node could not ask for one)."""
+        ask = secrets.token_hex(8)
+        key = ASK_PREFIX + ask
+        try:
+            link = await open_link(self.hub, channel, ASKER_PREFIX + ask, self.clock)
+        except LookupError:
+            return await post_request(self.hub, channel, CLAIM_KEY, VIEWER_REQUEST, client_id), None
+        verdict: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def answered(kind: str, sender: str, payload: str) -> None:
+            if kind == VIEWER_VERDICT and not verdict.done():
+                verdict.set_result(sender)
+
+        link.on_request = answered
+        listening = asyncio.get_running_loop().create_task(link.receive())  # requests reach on_request
+        try:
+            if not await link.claim(key):  # the bus is away: no verdict can come back
+                return await post_request(self.hub, channel, CLAIM_KEY, VIEWER_REQUEST, client_id), None
+            if not await post_request(self.hub, channel, CLAIM_KEY, VIEWER_REQUEST, client_id, key):
+                return False, None
+            try:
+                return True, await asyncio.wait_for(asyncio.shield(verdict), ASK_TIMEOUT)
+            except TimeoutError:
+                return True, None
+        finally:
+            listening.cancel()
+            await link.close()
 
     def _join_here(self, channel: Resource, stream_arn: str, client_id: str) -> str:
         session = self._sessions.get(channel.arn)
@@ -189,9 +239,10 @@ class StorageSessions:
         session.add_viewer(client_id)
         return session.id
 
-    def _on_request(self, session: _Session, kind: str, sender: str) -> None:
+    def _on_request(self, session: _Session, kind: str, sender: str, payload: str) -> None:
         """A request another node posted to this session's claim: a viewer that called
-        JoinStorageSessionAsViewer there."""
+        JoinStorageSessionAsViewer there. The verdict goes back to the key in the payload (none
+        for a viewer handed over from a replaced session)."""
         if kind != VIEWER_REQUEST:
             return
         try:
@@ -199,11 +250,18 @@ class StorageSessions:
         except TooManyViewers:
             log.warning("storage session %s: viewer %s (sent by another node) refused: the session already has "
                         "%d viewers", session.id, sender, MAX_VIEWERS)
+            verdict = FULL
         except RuntimeError:
             log.info("storage session %s: viewer %s (sent by another node) not taken: the server is stopping",
                      session.id, sender)
+            verdict = STOPPING
         else:
             log.info("storage session %s: viewer %s joins (sent by another node)", joined, sender)
+            verdict = JOINED
+        if payload.startswith(ASK_PREFIX):
+            answer = post_request(self.hub, session.channel, payload, VIEWER_VERDICT, verdict)
+            self._answers.add(task := asyncio.get_running_loop().create_task(answer))
+            task.add_done_callback(self._answers.discard)
 
     def stop(self, channel_arn: str, reason: str) -> bool:
         session = self._sessions.get(channel_arn)
@@ -257,7 +315,7 @@ class StorageSessions:
         except LookupError as exc:
             log.info("storage session %s: cannot join channel %s: %s", session.id, session.channel_arn, exc)
             return
-        link.on_request = lambda kind, sender: self._on_request(session, kind, sender)
+        link.on_request = lambda kind, sender, payload: self._on_request(session, kind, sender, payload)
         # No await between this check and the claim's registration being queued: a session
         # stopped here (replaced on this node) never claims after the one that replaced it.
         if session.stop_reason is None and not await link.claim(CLAIM_KEY):

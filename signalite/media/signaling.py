@@ -40,8 +40,8 @@ REQUEST_PREFIX = "SIGNALITE_"
 """The messageType prefix of requests posted to a claim (clients can only send SDP_OFFER,
 SDP_ANSWER and ICE_CANDIDATE, and cannot address a claim's key)."""
 
-RequestHandler = Callable[[str, str], None]
-"""``on_request(kind, sender)``: a request posted to the seat's claim."""
+RequestHandler = Callable[[str, str, str], None]
+"""``on_request(kind, sender, payload)``: a request posted to the seat's claim."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class _HubLink:
             if kind.startswith(REQUEST_PREFIX):
                 sender = frame.get("senderClientId")
                 if self.on_request is not None and isinstance(sender, str) and sender:
-                    self.on_request(kind, sender)
+                    self.on_request(kind, sender, str(frame.get("messagePayload") or ""))
                 continue
             if kind == "GO_AWAY":
                 self._end("GO_AWAY")
@@ -191,12 +191,13 @@ async def open_link(hub: "SignalingPlane", channel: "Resource", client_id: str, 
     return _HubLink(viewer, client_id, clock)
 
 
-async def post_request(hub: "SignalingPlane", channel: "Resource", key: str, kind: str, sender: str) -> bool:
+async def post_request(hub: "SignalingPlane", channel: "Resource", key: str, kind: str, sender: str,
+                       payload: str = "") -> bool:
     """Post request ``kind`` (``REQUEST_PREFIX`` …) from ``sender`` to the seat holding the claim
     ``key`` of ``channel``, on whatever node; False when no seat holds it (or the bus is away,
     when no other node can be reached anyway)."""
     try:
-        return await hub.post_to_claim(channel, key, kind, sender)
+        return await hub.post_to_claim(channel, key, kind, sender, payload)
     except BusUnavailable as exc:
         log.warning("cannot ask the cluster for the storage session of %s: %s", channel.arn, exc)
         return False

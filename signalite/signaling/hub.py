@@ -568,13 +568,15 @@ class Hub:
             return
         self.bus.start(arn, key, token)
 
-    async def post_to_claim(self, channel: Resource, key: str, message_type: str, sender: str) -> bool:
-        """Post a ``message_type`` from ``sender`` to whoever holds ``key`` of ``channel``,
-        wherever it runs; False (nothing posted) when nobody holds it. Raises BusUnavailable."""
+    async def post_to_claim(self, channel: Resource, key: str, message_type: str, sender: str,
+                            payload: str = "") -> bool:
+        """Post a ``message_type`` from ``sender`` (with ``payload``) to whoever holds ``key`` of
+        ``channel``, wherever it runs; False (nothing posted) when nobody holds it. Raises
+        BusUnavailable."""
         if not await self.bus.holds(channel.arn, key):
             return False
         now = self.clock.now()
-        frame = frames.message(message_type, "", sender)
+        frame = frames.message(message_type, payload, sender)
         self.bus.post(channel.arn, Envelope(MSG, key, message_type, sender, frame,
                                             now + channels.message_ttl(channel)))
         return True

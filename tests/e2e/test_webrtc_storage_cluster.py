@@ -217,3 +217,30 @@ async def test_as_viewer_on_a_node_without_the_session_reaches_it_on_another(mak
     await master.assert_nothing_before_marker()
     await master.close()
     await viewer.close()
+
+
+async def test_the_viewer_limit_holds_for_a_viewer_on_another_node(make_server, postgres_url, redis_url, name):
+    # The session runs on node A with its 3 viewers; a 4th calls JoinStorageSessionAsViewer on
+    # node B, which has no session: B posts the join to A's session and waits for its verdict,
+    # so the caller gets AWS's ClientLimitExceededException instead of a 200 that A then ignores.
+    # A viewer joining again with a client id already in the session is no new viewer.
+    import botocore.exceptions
+    import pytest
+
+    a = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "a")
+    b = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "b")
+    arn = storage_channel(a.boto(), name)[0]
+    on_a, on_b = _webrtc(a, a.boto(), arn), _webrtc(b, b.boto(), arn)
+    on_a.join_storage_session_as_viewer(channelArn=arn, clientId="viewer-1")  # starts the session on A
+    assert eventually(lambda: list(_seats(b, arn)) == ["a"] or None, what="A's session holding the claim")
+    on_a.join_storage_session_as_viewer(channelArn=arn, clientId="viewer-2")
+    on_b.join_storage_session_as_viewer(channelArn=arn, clientId="viewer-3")  # the third, through B: joins
+    assert eventually(lambda: "viewer viewer-3 joins (sent by another node)" in a.log() or None,
+                      what="A's session to take viewer-3")
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        on_b.join_storage_session_as_viewer(channelArn=arn, clientId="viewer-4")
+    assert refused.value.response["Error"]["Code"] == "ClientLimitExceededException"
+    assert "maximum number of viewers" in refused.value.response["Error"]["Message"]
+    assert "viewer viewer-4 (sent by another node) refused" in a.log()
+    on_b.join_storage_session_as_viewer(channelArn=arn, clientId="viewer-2")  # already in: not refused
+    assert list(_seats(b, arn)) == ["a"]  # B started no session of its own
