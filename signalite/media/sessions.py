@@ -302,12 +302,9 @@ class StorageSessions:
         return await asyncio.shield(self._peer_import)
 
     async def _serve(self, session: _Session, ttl: int) -> None:
-        peer_module = await self._peer_module()
-        stream = await self.store.get_by_arn(session.stream_arn)
-        if stream is None or stream.kind != "stream":
-            log.warning("storage session %s: the stream %s of channel %s does not exist; nothing recorded",
-                        session.id, session.stream_arn, session.channel_arn)
-            return
+        # The seat joins and claims the channel first, then loads aiortc (half a second the first
+        # time) and reads the stream: a JoinStorageSessionAsViewer on another node finds the
+        # session's claim from the start, instead of starting a second session meanwhile.
         if session.stop_reason is not None:
             return
         try:
@@ -322,12 +319,19 @@ class StorageSessions:
             log.warning("storage session %s: runs without its cluster-wide claim (the bus is away): another node "
                         "may run a session of channel %s too", session.id, session.channel_arn)
         try:
+            peer_module = await self._peer_module()
+            stream = await self.store.get_by_arn(session.stream_arn)
+            if stream is None or stream.kind != "stream":
+                log.warning("storage session %s: the stream %s of channel %s does not exist; nothing recorded",
+                            session.id, session.stream_arn, session.channel_arn)
+                await link.close()
+                return
             plan = peer_module.Plan(
                 channel_arn=session.channel_arn, stream_arn=stream.arn, stream_name=stream.name, session=session.id,
                 client_id=session.client_id, media_root=self.media_root, answer_timeout=ttl + ANSWER_MARGIN,
                 ice_servers=self.ice_servers)
             peer = session.peer = peer_module.StoragePeer(plan, link, self.clock)
-        except Exception:
+        except BaseException:  # a failure, or the session cancelled while it loaded: the seat goes too
             await link.close()
             raise
         if session.stop_reason is not None:
