@@ -40,8 +40,9 @@ Mailboxes (presence and shared retention, ``bus/base.py``)
     a live node is appended to the recipient's list and pushed to that node's inbox channel;
     the node writes it at once when it follows what it already wrote (else it takes the list),
     and acknowledges what it wrote with its next batch (at the latest ``ACK_DELAY`` later); the
-    list is the truth, the push only makes it fast. Each node renews a lease (``lease`` URL parameter, seconds, default 3); a
-    node whose lease lapsed is dead to every script, and the others reap its presence.
+    list is the truth, the push only makes it fast. Each node renews a lease (``lease`` URL
+    parameter, seconds, default 3); a node whose lease lapsed is dead to every script, and the
+    others reap its presence.
     docs/cluster.md argues why no interleaving loses or duplicates a message.
 """
 
@@ -349,7 +350,7 @@ class RedisBus(Bus):
             self._wanted.add(channel)
             self._to_add.add(channel)
             self._to_remove.discard(channel)
-            self._wake()
+            self._send_subscriptions()
 
     def unsubscribe(self, topic: str) -> None:
         if self._handlers.pop(topic, None) is None:
@@ -358,7 +359,7 @@ class RedisBus(Bus):
         self._wanted.discard(channel)
         self._to_remove.add(channel)
         self._to_add.discard(channel)
-        self._wake()
+        self._send_subscriptions()
 
     def publish(self, topic: str, envelope: Message) -> None:
         dispatch(self._handlers, topic, envelope)
@@ -494,7 +495,7 @@ class RedisBus(Bus):
         self._wanted.add(channel)
         self._to_add.add(channel)
         self._to_remove.discard(channel)
-        self._wake()
+        self._send_subscriptions()
         if self._client is None:
             return
         try:
@@ -529,7 +530,7 @@ class RedisBus(Bus):
         self._wanted.discard(channel)
         self._to_remove.add(channel)
         self._to_add.discard(channel)
-        self._wake()
+        self._send_subscriptions()
         self._enqueue(_Op(("P", self._announce, self._announcement(b"u", arn))))
 
     def trace(self, arn: str, event: dict[str, Any]) -> None:
@@ -808,7 +809,7 @@ class RedisBus(Bus):
         self._queue.append(op)
         self._queued.set()
 
-    def _wake(self) -> None:
+    def _send_subscriptions(self) -> None:
         """Send the subscription changes asked for, now (the subscription connection is only
         written to; Redis's confirmations come back through :meth:`_pushed`). While it is down they
         wait: a new connection subscribes to everything wanted."""

@@ -224,7 +224,7 @@ class StorageSessions:
             if not await post_request(self.hub, channel, CLAIM_KEY, VIEWER_REQUEST, client_id, key):
                 return False, None
             try:
-                return True, await asyncio.wait_for(asyncio.shield(verdict), ASK_TIMEOUT)
+                return True, await asyncio.wait_for(verdict, ASK_TIMEOUT)
             except TimeoutError:
                 return True, None
         finally:

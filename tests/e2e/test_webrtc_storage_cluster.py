@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
+import botocore.exceptions
+import pytest
 from aiortc import RTCPeerConnection
 
 from tests.e2e.peers.kvs import decode, encode
@@ -32,6 +34,23 @@ def _admin(node: Server, *args: str) -> str:
     return out.stdout
 
 
+def _two_nodes(make_server, postgres_url: str, redis_url: str, name: str) -> tuple[Server, Server, Cluster, str]:  # type: ignore[no-untyped-def]
+    """Nodes ``a`` and ``b`` (``--node-id``) on the shared store and bus, and a channel with
+    media storage: the set-up of every test here."""
+    a = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "a")
+    b = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "b")
+    return a, b, Cluster(a, b, redis_url), storage_channel(a.boto(), name)[0]
+
+
+async def _master_on_a_viewer_on_b(a: Server, b: Server, cluster: Cluster, arn: str) -> tuple[Any, Any]:
+    """The master connected to node A and viewer-1 to node B, each known to both nodes."""
+    master = await connect(a, arn)
+    await cluster.wait_subscribers(arn, 1)
+    viewer = await connect(b, arn, "viewer-1")
+    await cluster.wait_subscribers(arn, 2)
+    return master, viewer
+
+
 def _webrtc(server, kv, arn: str):  # type: ignore[no-untyped-def]
     endpoint = kv.get_signaling_channel_endpoint(
         ChannelARN=arn, SingleMasterChannelEndpointConfiguration={"Protocols": ["WEBRTC"], "Role": "VIEWER"},
@@ -45,14 +64,8 @@ async def test_a_viewer_on_another_node_joins_the_storage_session_through_the_bu
     # is on node B. The join is a channel event B applies to the viewer's connection; the offer
     # and the answer travel through the bus's mailboxes. When the seat closes (here: the operator
     # disconnects it on A), B sends the viewer's messages to the master again.
-    a = make_server("--store", postgres_url, "--bus", redis_url)
-    b = make_server("--store", postgres_url, "--bus", redis_url)
-    cluster = Cluster(a, b, redis_url)
-    arn = storage_channel(a.boto(), name)[0]
-    master = await connect(a, arn)
-    await cluster.wait_subscribers(arn, 1)
-    viewer = await connect(b, arn, "viewer-1")
-    await cluster.wait_subscribers(arn, 2)
+    a, b, cluster, arn = _two_nodes(make_server, postgres_url, redis_url, name)
+    master, viewer = await _master_on_a_viewer_on_b(a, b, cluster, arn)
     _webrtc(a, a.boto(), arn).join_storage_session_as_viewer(channelArn=arn, clientId="viewer-1")
 
     def joined_on_b() -> str | None:
@@ -126,14 +139,8 @@ async def test_the_newest_join_storage_session_wins_across_nodes(make_server, po
     # node B starts one there, whose seat claims the channel's storage key; the registry's
     # takeover rule tells A, which closes its seat: the master ends up with one storage peer, and
     # A's viewer is handed over to B's session, which offers to it again.
-    a = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "a")
-    b = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "b")
-    cluster = Cluster(a, b, redis_url)
-    arn = storage_channel(a.boto(), name)[0]
-    master = await connect(a, arn)
-    await cluster.wait_subscribers(arn, 1)
-    viewer = await connect(b, arn, "viewer-1")
-    await cluster.wait_subscribers(arn, 2)
+    a, b, cluster, arn = _two_nodes(make_server, postgres_url, redis_url, name)
+    master, viewer = await _master_on_a_viewer_on_b(a, b, cluster, arn)
 
     _webrtc(a, a.boto(), arn).join_storage_session_as_viewer(channelArn=arn, clientId="viewer-1")
     first = await master.recv(timeout=30)
@@ -183,10 +190,7 @@ async def test_as_viewer_on_a_node_without_the_session_reaches_it_on_another(mak
     # The session runs on node B (JoinStorageSession there); the viewer connects to node A and
     # calls JoinStorageSessionAsViewer on A. A has no session: it asks the bus who holds the
     # channel's storage claim and posts the join there, instead of starting a second session.
-    a = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "a")
-    b = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "b")
-    cluster = Cluster(a, b, redis_url)
-    arn = storage_channel(a.boto(), name)[0]
+    a, b, cluster, arn = _two_nodes(make_server, postgres_url, redis_url, name)
     master = await connect(a, arn)
     await cluster.wait_subscribers(arn, 1)
     _webrtc(b, b.boto(), arn).join_storage_session(channelArn=arn)
@@ -224,12 +228,7 @@ async def test_the_viewer_limit_holds_for_a_viewer_on_another_node(make_server, 
     # node B, which has no session: B posts the join to A's session and waits for its verdict,
     # so the caller gets AWS's ClientLimitExceededException instead of a 200 that A then ignores.
     # A viewer joining again with a client id already in the session is no new viewer.
-    import botocore.exceptions
-    import pytest
-
-    a = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "a")
-    b = make_server("--store", postgres_url, "--bus", redis_url, "--node-id", "b")
-    arn = storage_channel(a.boto(), name)[0]
+    a, b, _, arn = _two_nodes(make_server, postgres_url, redis_url, name)
     on_a, on_b = _webrtc(a, a.boto(), arn), _webrtc(b, b.boto(), arn)
     on_a.join_storage_session_as_viewer(channelArn=arn, clientId="viewer-1")  # starts the session on A
     assert eventually(lambda: list(_seats(b, arn)) == ["a"] or None, what="A's session holding the claim")

@@ -61,18 +61,23 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
     server.stop()
 
 
+FORMS = ("password, database 3", "user default, database 0", "tls, verified with the CA", "tls, not verified",
+         "unix socket, database 4")
+
+
 def _urls(r: PrivateRedis) -> dict[str, str]:
-    return {
+    urls = {
         "password, database 3": f"redis://:{PASSWORD}@127.0.0.1:{r.port}/3?prefix=conn:",
         "user default, database 0": f"redis://default:{PASSWORD}@127.0.0.1:{r.port}/0?prefix=conn:",
         "tls, verified with the CA": f"rediss://:{PASSWORD}@localhost:{r.tls_port}/1?prefix=conn:&ssl_ca_certs={r.tls.ca}",
         "tls, not verified": f"rediss://:{PASSWORD}@127.0.0.1:{r.tls_port}/2?prefix=conn:&ssl_cert_reqs=none",
         "unix socket, database 4": f"unix://:{PASSWORD}@{r.socket}?db=4&prefix=conn:",
     }
+    assert tuple(urls) == FORMS
+    return urls
 
 
-@pytest.mark.parametrize("form", ["password, database 3", "user default, database 0", "tls, verified with the CA",
-                                  "tls, not verified", "unix socket, database 4"])
+@pytest.mark.parametrize("form", FORMS)
 async def test_a_bus_url_of_each_form_keeps_and_carries_messages(private_redis: PrivateRedis, form: str):
     import redis.asyncio as aioredis
 
